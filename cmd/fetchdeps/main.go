@@ -1,0 +1,186 @@
+// Command fetchdeps puts the inference runtimes and models that faced needs
+// into a dependency folder (by default .deps of the checkout).
+//
+// Every source is an npm package named in models/manifest.json. It is fetched
+// with `npm pack` (so npm's own registry configuration applies and no host is
+// named here), checked against the pinned sha256, and cached per user under
+// $XDG_CACHE_HOME/faced (or ~/.cache/faced) by that digest, so a second
+// checkout on the same machine downloads nothing. Only the files the manifest
+// lists are extracted, each verified again. Re-running it is a no-op.
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/facedhq/faced/models"
+)
+
+func main() {
+	dest := flag.String("dest", ".deps", "folder to extract runtimes and models into")
+	cache := flag.String("cache", defaultCacheDir(), "per-user download cache, keyed by sha256")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(logger, *dest, *cache); err != nil {
+		logger.Error("fetchdeps failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("FACED_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "faced")
+	}
+	return filepath.Join(os.TempDir(), "faced-cache")
+}
+
+func run(logger *slog.Logger, dest, cache string) error {
+	m, err := models.LoadManifest()
+	if err != nil {
+		return err
+	}
+	for _, pkg := range m.Packages {
+		missing, err := missingFiles(m, pkg, dest)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		tarball, err := cachedTarball(logger, pkg, cache)
+		if err != nil {
+			return err
+		}
+		n := len(missing)
+		if err := extract(m, tarball, missing, dest); err != nil {
+			return fmt.Errorf("%s: %w", pkg.NPM, err)
+		}
+		logger.Info("extracted", "package", pkg.NPM, "files", n)
+	}
+	return nil
+}
+
+// missingFiles lists the files of pkg that are absent from dest or differ
+// from their pinned digest.
+func missingFiles(m *models.Manifest, pkg models.Package, dest string) (map[string]models.File, error) {
+	missing := make(map[string]models.File)
+	for _, f := range pkg.Files {
+		want, ok := m.FileSHA256(f.Dst)
+		if !ok {
+			return nil, fmt.Errorf("manifest: %s has no pinned sha256", f.Dst)
+		}
+		if _, err := models.ReadVerified(filepath.Join(dest, f.Dst), want); err != nil {
+			missing[f.Src] = f
+		}
+	}
+	return missing, nil
+}
+
+// cachedTarball returns the path of the package tarball in the cache,
+// downloading it with npm pack when it is not there yet.
+func cachedTarball(logger *slog.Logger, pkg models.Package, cache string) (string, error) {
+	path := filepath.Join(cache, pkg.SHA256+".tgz")
+	if _, err := models.ReadVerified(path, pkg.SHA256); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", fmt.Errorf("create cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(cache, "pack-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+
+	logger.Info("downloading", "package", pkg.NPM)
+	cmd := exec.Command("npm", "pack", pkg.NPM, "--json", "--pack-destination", tmp)
+	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false")
+	cmd.Stderr = io.Discard
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("npm pack %s: %w", pkg.NPM, err)
+	}
+	var packed []struct {
+		Filename string `json:"filename"`
+	}
+	if err := json.Unmarshal(out, &packed); err != nil || len(packed) != 1 {
+		return "", fmt.Errorf("npm pack %s: unexpected output %q", pkg.NPM, out)
+	}
+	// npm names scoped packages scope-name-version.tgz in the destination.
+	got := filepath.Join(tmp, strings.TrimPrefix(strings.ReplaceAll(packed[0].Filename, "/", "-"), "@"))
+	if _, err := models.ReadVerified(got, pkg.SHA256); err != nil {
+		return "", fmt.Errorf("npm pack %s: %w", pkg.NPM, err)
+	}
+	if err := os.Rename(got, path); err != nil {
+		return "", fmt.Errorf("store in cache: %w", err)
+	}
+	return path, nil
+}
+
+// extract copies the wanted entries of a .tgz into dest, verifying each.
+func extract(m *models.Manifest, tarball string, want map[string]models.File, dest string) error {
+	f, err := os.Open(tarball)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", tarball, err)
+	}
+	tr := tar.NewReader(gz)
+	for len(want) > 0 {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", tarball, err)
+		}
+		file, ok := want[hdr.Name]
+		if !ok || hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", hdr.Name, err)
+		}
+		sum, _ := m.FileSHA256(file.Dst)
+		if got := models.SHA256Hex(data); got != sum {
+			return fmt.Errorf("%s: %w: got %s, want %s", hdr.Name, models.ErrChecksum, got, sum)
+		}
+		if err := writeAtomic(filepath.Join(dest, file.Dst), data); err != nil {
+			return err
+		}
+		delete(want, hdr.Name)
+	}
+	for src := range want {
+		return fmt.Errorf("%s not found in package", src)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,63 @@
+// Package testenv finds what tests need outside the package under test: the
+// fetched runtimes and models (`make deps`) and the shared evaluation photos.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/facedhq/faced/models"
+)
+
+// DepsDir returns the dependency folder, failing the test when `make deps`
+// has not been run: every test machine is expected to have it.
+func DepsDir(t testing.TB) string {
+	t.Helper()
+	d := models.FindDir()
+	if d == "" {
+		t.Fatal("runtimes and models not found: run `make deps` (or set FACED_DEPS_DIR)")
+	}
+	return d
+}
+
+// RepoRoot is the folder holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatal("go.mod not found above " + wd)
+		}
+	}
+}
+
+// DataDir returns ../shared/data beside the checkout (override with
+// FACED_TEST_DATA), read-only evaluation photos.
+func DataDir(t testing.TB) string {
+	t.Helper()
+	d := os.Getenv("FACED_TEST_DATA")
+	if d == "" {
+		d = filepath.Join(RepoRoot(t), "..", "shared", "data")
+	}
+	if _, err := os.Stat(filepath.Join(d, "deepface", "master.csv")); err != nil {
+		t.Fatalf("shared test data not found at %s: %v", d, err)
+	}
+	return d
+}
+
+// ReadPhoto reads a photo below DataDir, e.g. "deepface/img1.jpg".
+func ReadPhoto(t testing.TB, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(DataDir(t), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -67,6 +67,12 @@ type Spec struct {
 	Source  string    `json:"source"` // npm package@version
 	License string    `json:"license"`
 	Input   InputSpec `json:"input"`
+	// Crop is the region of the photo the network looks at: "box" (the
+	// detection box made square and scaled by CropScale about its centre),
+	// "aligned" (the 112x112 ArcFace-aligned face) or "eyes" (each eye from
+	// the 68 landmarks). Detectors see the whole photo and leave it empty.
+	Crop      string  `json:"crop,omitempty"`
+	CropScale float32 `json:"crop_scale,omitempty"`
 }
 
 // Task is what a network computes.

@@ -5,8 +5,3 @@
 // decoding, resizing and warping happen here, and every input is validated
 // before it reaches OpenCV, whose C++ assertions would abort the process.
 package face
-
-import "gocv.io/x/gocv"
-
-// Keeps gocv pinned in go.mod until the decoder lands.
-var _ = gocv.NewMat

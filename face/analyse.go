@@ -1,0 +1,286 @@
+package face
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facedhq/faced/models"
+)
+
+// analyse runs every stage after detection on one face.
+func (p *Pipeline) analyse(ctx context.Context, img gocv.Mat, d detection, opts Options) (Face, error) {
+	f := Face{Box: d.box, Score: d.score}
+
+	start := time.Now()
+	five, p68, err := p.landmarks(ctx, img, d, opts)
+	opts.Timings.since(StageLandmarks, start)
+	if err != nil {
+		return Face{}, err
+	}
+	f.Landmarks = five
+	if opts.Landmarks68 {
+		f.Landmarks68 = p68
+	}
+
+	start = time.Now()
+	aligned, err := p.align(img, five)
+	opts.Timings.since(StageAlign, start)
+	if err != nil {
+		return Face{}, err
+	}
+	defer aligned.Close()
+	if opts.KeepAligned {
+		if f.Aligned, err = EncodeJPEG(aligned, 95); err != nil {
+			return Face{}, err
+		}
+	}
+
+	if opts.Embed {
+		start = time.Now()
+		n := p.nets[models.TaskEmbed]
+		px, err := matPixels(aligned, n.spec.Input.Color)
+		if err != nil {
+			return Face{}, err
+		}
+		out, err := p.run(ctx, n, px)
+		if err != nil {
+			return Face{}, err
+		}
+		if f.Embedding, err = p.embedder.Decode(out); err != nil {
+			return Face{}, err
+		}
+		f.EmbedderID = p.embedder.ID()
+		opts.Timings.since(StageEmbed, start)
+	}
+
+	if opts.Liveness {
+		start = time.Now()
+		n := p.nets[models.TaskLiveness]
+		out, err := p.runCrop(ctx, n, img, d.box)
+		if err != nil {
+			return Face{}, err
+		}
+		live, err := models.DecodeLiveness(n.spec, out)
+		if err != nil {
+			return Face{}, err
+		}
+		f.Liveness = &live
+		opts.Timings.since(StageLiveness, start)
+	}
+
+	if opts.Attributes {
+		start = time.Now()
+		if f.Attributes, err = p.attributes(ctx, img, d.box, p68); err != nil {
+			return Face{}, err
+		}
+		opts.Timings.since(StageAttributes, start)
+	}
+
+	f.Quality = p.quality(aligned, f)
+	return f, nil
+}
+
+// landmarks finds the five alignment points, and the 68 when they are
+// needed (asked for, eye state, or alignment on landmarks). Aligning on
+// BlazeFace keypoints uses its mouth centre for both mouth corners, which
+// align treats as the corners' midpoint.
+func (p *Pipeline) landmarks(ctx context.Context, img gocv.Mat, d detection, opts Options) ([5]Point, []Point, error) {
+	need68 := !p.alignOnKeypoints || opts.Landmarks68 || opts.Attributes
+	var pts []Point
+	var five [5]Point
+	if n := p.nets[models.TaskLandmarks]; need68 && n != nil {
+		var err error
+		if pts, five, err = p.landmarks68(ctx, n, img, d.box); err != nil {
+			return [5]Point{}, nil, err
+		}
+	}
+	if p.alignOnKeypoints {
+		if len(d.keypoints) < 4 {
+			return [5]Point{}, nil, fmt.Errorf("face: detector gave no keypoints to align on")
+		}
+		// BlazeFace: subject's right eye (image left), left eye, nose,
+		// mouth centre.
+		k := d.keypoints
+		five = [5]Point{k[0], k[1], k[2], k[3], k[3]}
+	}
+	return five, pts, nil
+}
+
+// landmarks68 runs the 68-point network on a square crop centred on the
+// detector box (padded where it leaves the photo, so faces cut by the edge
+// stay centred) and returns the points and their five-point reduction in
+// photo pixels.
+func (p *Pipeline) landmarks68(ctx context.Context, n *net, img gocv.Mat, box Box) ([]Point, [5]Point, error) {
+	r := centredSquare(box, n.spec.CropScale)
+	px, err := cropPaddedPixels(img, r, n.spec.Input.Width(), n.spec.Input.Height(), n.spec.Input.Color)
+	if err != nil {
+		return nil, [5]Point{}, err
+	}
+	out, err := p.run(ctx, n, px)
+	if err != nil {
+		return nil, [5]Point{}, err
+	}
+	norm, err := models.DecodeLandmarks68(out)
+	if err != nil {
+		return nil, [5]Point{}, err
+	}
+	toPhoto := func(q models.Point) Point {
+		return Point{float32(r.Min.X) + q.X*float32(r.Dx()), float32(r.Min.Y) + q.Y*float32(r.Dy())}
+	}
+	pts := make([]Point, len(norm))
+	for i, q := range norm {
+		pts[i] = toPhoto(q)
+	}
+	five5, err := models.FivePoints(norm)
+	if err != nil {
+		return nil, [5]Point{}, err
+	}
+	var five [5]Point
+	for i, q := range five5 {
+		five[i] = toPhoto(q)
+	}
+	return pts, five, nil
+}
+
+// mouthCentre is the template's mouth midpoint, the target of BlazeFace's
+// mouth keypoint.
+var mouthCentre = Point{
+	(models.ArcFaceTemplate[3].X + models.ArcFaceTemplate[4].X) / 2,
+	(models.ArcFaceTemplate[3].Y + models.ArcFaceTemplate[4].Y) / 2,
+}
+
+// align warps the face so its five points land on the ArcFace template.
+func (p *Pipeline) align(img gocv.Mat, five [5]Point) (gocv.Mat, error) {
+	dst := make([]Point, 5)
+	for i, t := range models.ArcFaceTemplate {
+		dst[i] = Point{t.X, t.Y}
+	}
+	src := five[:]
+	if five[3] == five[4] { // one mouth point (BlazeFace)
+		src, dst = five[:4], append(dst[:3], mouthCentre)
+	}
+	m, ok := fitSimilarity(src, dst)
+	if !ok {
+		return gocv.Mat{}, fmt.Errorf("face: landmarks are degenerate, cannot align")
+	}
+	return warpAligned(img, m, models.AlignedSize)
+}
+
+// Eye landmark indices (iBUG 68): corners and lids of the eye on the image's
+// left (the subject's right) and right.
+var (
+	leftEyeCorners, rightEyeCorners = [2]int{36, 39}, [2]int{42, 45}
+	leftEyeLids, rightEyeLids       = [4]int{37, 38, 40, 41}, [4]int{43, 44, 46, 47}
+)
+
+func (p *Pipeline) attributes(ctx context.Context, img gocv.Mat, box Box, p68 []Point) (*Attributes, error) {
+	a := &Attributes{Emotions: make(map[string]float32)}
+	out, err := p.runCrop(ctx, p.nets[models.TaskAge], img, box)
+	if err != nil {
+		return nil, err
+	}
+	if a.Age, err = models.DecodeAge(out); err != nil {
+		return nil, err
+	}
+	if out, err = p.runCrop(ctx, p.nets[models.TaskGender], img, box); err != nil {
+		return nil, err
+	}
+	male, err := models.DecodeGender(out)
+	if err != nil {
+		return nil, err
+	}
+	a.Gender, a.GenderScore = "male", male
+	if male < 0.5 {
+		a.Gender, a.GenderScore = "female", 1-male
+	}
+	if out, err = p.runCrop(ctx, p.nets[models.TaskEmotion], img, box); err != nil {
+		return nil, err
+	}
+	probs, err := models.DecodeEmotion(out)
+	if err != nil {
+		return nil, err
+	}
+	best := 0
+	for i, pr := range probs {
+		a.Emotions[models.Emotions[i]] = pr
+		if pr > probs[best] {
+			best = i
+		}
+	}
+	a.Emotion = models.Emotions[best]
+	if out, err = p.runCrop(ctx, p.nets[models.TaskPose], img, box); err != nil {
+		return nil, err
+	}
+	if a.Pose, err = models.DecodePose(out); err != nil {
+		return nil, err
+	}
+	a.LeftEyeOpen, a.RightEyeOpen = 1, 1
+	if len(p68) == 68 {
+		if a.LeftEyeOpen, err = p.eyeOpen(ctx, img, p68, leftEyeCorners, leftEyeLids); err != nil {
+			return nil, err
+		}
+		if a.RightEyeOpen, err = p.eyeOpen(ctx, img, p68, rightEyeCorners, rightEyeLids); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (p *Pipeline) eyeOpen(ctx context.Context, img gocv.Mat, p68 []Point, corners [2]int, lids [4]int) (float32, error) {
+	n := p.nets[models.TaskEyes]
+	r := eyeCrop(p68, corners[0], corners[1], lids, img.Cols(), img.Rows())
+	if r.Dx() < 2 || r.Dy() < 2 {
+		return 0, nil // eye outside the photo or too small to judge
+	}
+	px, err := cropPixels(img, r, n.spec.Input.Width(), n.spec.Input.Height(), n.spec.Input.Color)
+	if err != nil {
+		return 0, err
+	}
+	out, err := p.run(ctx, n, px)
+	if err != nil {
+		return 0, err
+	}
+	return models.DecodeEyeOpen(out)
+}
+
+// Quality rates how useful a face is for recognition, each part in [0,1].
+type Quality struct {
+	Score     float32 `json:"score"`     // geometric mean of the parts
+	Size      float32 `json:"size"`      // shorter box side / 112 px, capped at 1
+	Sharpness float32 `json:"sharpness"` // Laplacian variance v of the aligned crop, v/(v+100)
+	Frontal   float32 `json:"frontal"`   // 1 for a frontal face, falling with yaw and pitch
+	EyesOpen  float32 `json:"eyes_open"` // mean eye-open probability (1 when not measured)
+}
+
+func (p *Pipeline) quality(aligned gocv.Mat, f Face) Quality {
+	q := Quality{EyesOpen: 1}
+	q.Size = min(1, min(f.Box.Width(), f.Box.Height())/float32(models.AlignedSize))
+	v := sharpness(aligned)
+	q.Sharpness = float32(v / (v + 100))
+	if a := f.Attributes; a != nil {
+		rad := math.Pi / 180
+		q.Frontal = float32(max(0, math.Cos(float64(a.Pose.Yaw)*rad)*math.Cos(float64(a.Pose.Pitch)*rad)))
+		q.EyesOpen = (a.LeftEyeOpen + a.RightEyeOpen) / 2
+	} else {
+		q.Frontal = frontalFromLandmarks(f.Landmarks)
+	}
+	q.Score = float32(math.Pow(float64(q.Size*q.Sharpness*q.Frontal*q.EyesOpen), 0.25))
+	return q
+}
+
+// frontalFromLandmarks estimates how frontal a face is from how far the nose
+// sits from the midpoint of the eyes, relative to the eye distance: about 0
+// for a frontal face and 0.5 or more in profile.
+func frontalFromLandmarks(l [5]Point) float32 {
+	eyeDist := math.Hypot(float64(l[1].X-l[0].X), float64(l[1].Y-l[0].Y))
+	if eyeDist < 1 {
+		return 0
+	}
+	midX := float64(l[0].X+l[1].X) / 2
+	off := math.Abs(float64(l[2].X)-midX) / eyeDist
+	return float32(max(0, 1-2*off))
+}

@@ -1,0 +1,459 @@
+package face
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facedhq/faced/accel"
+	"github.com/facedhq/faced/models"
+)
+
+// Config chooses the networks of a pipeline and where they run.
+type Config struct {
+	// DepsDir holds models/ (see models.FindDir).
+	DepsDir string
+	// Backends run the models: each model goes to the first backend that
+	// supports its format, so [onnxrt, tflite] runs ONNX models on ONNX
+	// Runtime and TFLite models on TFLite.
+	Backends []accel.Backend
+	// Detector, Landmarks, Embedder and Liveness name catalogue models.
+	// Landmarks may be empty for a detector with keypoints (BlazeFace): the
+	// face is then aligned on its eyes, nose and mouth centre. Embedder and
+	// Liveness may be empty to disable those stages.
+	Detector  string
+	Landmarks string
+	Embedder  string
+	Liveness  string
+	// Align chooses the points faces are aligned on: "landmarks" (the
+	// 68-point model's five points) or "keypoints" (the detector's eyes,
+	// nose and mouth centre, which saves the landmark run). Empty means
+	// landmarks when a landmark model is configured.
+	Align string
+	// Attributes loads the age, gender, expression, head pose and eye
+	// state networks.
+	Attributes bool
+	// Sessions per model: how many requests may run one model at once.
+	Sessions int
+	// Limits bound the photos Decode accepts.
+	Limits Limits
+	// MinScore is the detection confidence a face needs; 0 means 0.7.
+	MinScore float32
+}
+
+// DefaultAttributeModels are the networks Config.Attributes loads.
+var DefaultAttributeModels = map[models.Task]string{
+	models.TaskAge:     "ssrnet-age",
+	models.TaskGender:  "ssrnet-gender",
+	models.TaskEmotion: "expression7",
+	models.TaskPose:    "hopenet-pose",
+	models.TaskEyes:    "eye-state",
+}
+
+// Selector says what to do when a photo holds several faces (FindFace's
+// mf_selector).
+type Selector string
+
+// The selectors.
+const (
+	SelectAll     Selector = "all"     // every face, biggest first
+	SelectBiggest Selector = "biggest" // only the biggest face
+	SelectReject  Selector = "reject"  // ErrTooManyFaces if more than one
+)
+
+// ParseSelector validates a selector name; empty means all.
+func ParseSelector(s string) (Selector, error) {
+	switch Selector(s) {
+	case "", SelectAll:
+		return SelectAll, nil
+	case SelectBiggest, SelectReject:
+		return Selector(s), nil
+	}
+	return "", fmt.Errorf("face: unknown selector %q (want all, biggest or reject)", s)
+}
+
+// Options choose the stages one call runs. Detection, the five landmarks
+// and quality always run.
+type Options struct {
+	Landmarks68 bool // return the 68 landmarks
+	Embed       bool // compute the embedding (needs Config.Embedder)
+	Liveness    bool // compute the liveness score (needs Config.Liveness)
+	Attributes  bool // age, gender, emotion, pose, eyes (needs Config.Attributes)
+	KeepAligned bool // return the aligned 112x112 crop as JPEG
+	// MinFaceSize drops faces whose box is narrower or shorter than this
+	// many pixels.
+	MinFaceSize int
+	Selector    Selector
+	// Timings, when set, receives the time spent in each stage.
+	Timings Timings
+}
+
+// ErrTooManyFaces is returned under SelectReject when a photo holds more
+// than one face; the faces found are listed so an API can report them.
+type ErrTooManyFaces struct {
+	Faces []Box
+}
+
+func (e *ErrTooManyFaces) Error() string {
+	return fmt.Sprintf("face: too many faces: %d", len(e.Faces))
+}
+
+// ErrStageDisabled reports a requested stage whose model is not loaded.
+var ErrStageDisabled = errors.New("face: stage not configured")
+
+// Stage names a step of the pipeline, for timings.
+type Stage string
+
+// The pipeline stages.
+const (
+	StageDecode     Stage = "decode"
+	StageDetect     Stage = "detect"
+	StageLandmarks  Stage = "landmarks"
+	StageAlign      Stage = "align"
+	StageEmbed      Stage = "embed"
+	StageLiveness   Stage = "liveness"
+	StageAttributes Stage = "attributes"
+)
+
+// Stages lists the stages in pipeline order.
+var Stages = []Stage{StageDecode, StageDetect, StageLandmarks, StageAlign, StageEmbed, StageLiveness, StageAttributes}
+
+// Timings accumulates time per stage. It is not safe for concurrent use:
+// give each call its own.
+type Timings map[Stage]time.Duration
+
+func (t Timings) since(s Stage, start time.Time) {
+	if t != nil {
+		t[s] += time.Since(start)
+	}
+}
+
+// Face is everything the pipeline learned about one face.
+type Face struct {
+	Box   Box     `json:"box"`
+	Score float32 `json:"score"`
+	// Landmarks are the five alignment points: eye on the image's left,
+	// eye on the right, nose tip, mouth corner left, mouth corner right.
+	Landmarks   [5]Point `json:"landmarks"`
+	Landmarks68 []Point  `json:"landmarks68,omitempty"`
+	// Aligned is the 112x112 aligned crop as JPEG, when asked for.
+	Aligned []byte `json:"-"`
+	// Embedding is unit length; EmbedderID names its embedding space.
+	Embedding  []float32   `json:"embedding,omitempty"`
+	EmbedderID string      `json:"embedder,omitempty"`
+	Liveness   *float32    `json:"liveness,omitempty"`
+	Attributes *Attributes `json:"attributes,omitempty"`
+	Quality    Quality     `json:"quality"`
+}
+
+// Attributes are the soft biometrics of a face.
+type Attributes struct {
+	Age          float32            `json:"age"`
+	Gender       string             `json:"gender"`       // "male" or "female"
+	GenderScore  float32            `json:"gender_score"` // confidence in Gender, 0.5–1
+	Emotion      string             `json:"emotion"`      // the most likely of models.Emotions
+	Emotions     map[string]float32 `json:"emotions"`
+	Pose         models.Pose        `json:"pose"`
+	LeftEyeOpen  float32            `json:"left_eye_open"` // eye on the image's left
+	RightEyeOpen float32            `json:"right_eye_open"`
+}
+
+// Pipeline runs the configured networks over photos. It is safe for
+// concurrent use; each model has Config.Sessions sessions.
+type Pipeline struct {
+	cfg       Config
+	detector  models.Detector
+	embedder  *models.Embedder
+	nets      map[models.Task]*net
+	manifests []models.Spec
+	// alignOnKeypoints aligns on the detector's keypoints; the landmark
+	// model then runs only when its output is asked for.
+	alignOnKeypoints bool
+}
+
+// net is a loaded model: its spec and its session pool.
+type net struct {
+	spec models.Spec
+	pool *accel.Pool
+}
+
+// New loads the configured models, verifying each file's sha256.
+func New(ctx context.Context, cfg Config) (*Pipeline, error) {
+	if cfg.Sessions < 1 {
+		cfg.Sessions = 1
+	}
+	if cfg.MinScore == 0 {
+		cfg.MinScore = 0.7
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	m, err := models.LoadManifest()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, nets: make(map[models.Task]*net)}
+	want := map[models.Task]string{
+		models.TaskDetect:    cfg.Detector,
+		models.TaskLandmarks: cfg.Landmarks,
+		models.TaskEmbed:     cfg.Embedder,
+		models.TaskLiveness:  cfg.Liveness,
+	}
+	if cfg.Attributes {
+		for t, name := range DefaultAttributeModels {
+			want[t] = name
+		}
+	}
+	if cfg.Detector == "" {
+		return nil, fmt.Errorf("face: a detector is required")
+	}
+	for task, name := range want {
+		if name == "" {
+			continue
+		}
+		spec, err := m.Model(name)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		if spec.Task != task {
+			p.Close()
+			return nil, fmt.Errorf("face: model %s is a %s model, configured as %s", name, spec.Task, task)
+		}
+		n, err := p.load(ctx, spec)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.nets[task] = n
+		p.manifests = append(p.manifests, spec)
+	}
+	slices.SortFunc(p.manifests, func(a, b models.Spec) int { return cmp.Compare(a.Name, b.Name) })
+	if p.detector, err = models.NewDetector(p.nets[models.TaskDetect].spec); err != nil {
+		p.Close()
+		return nil, err
+	}
+	switch cfg.Align {
+	case "":
+		p.alignOnKeypoints = cfg.Landmarks == ""
+	case "keypoints":
+		p.alignOnKeypoints = true
+	case "landmarks":
+		if cfg.Landmarks == "" {
+			p.Close()
+			return nil, errors.New("face: align on landmarks needs a landmarks model")
+		}
+	default:
+		p.Close()
+		return nil, fmt.Errorf("face: unknown align %q (want landmarks or keypoints)", cfg.Align)
+	}
+	if p.alignOnKeypoints && p.detector.Spec().Family != "blazeface" {
+		p.Close()
+		return nil, fmt.Errorf("face: detector %s has no keypoints to align on: configure a landmarks model", cfg.Detector)
+	}
+	if n := p.nets[models.TaskEmbed]; n != nil {
+		if p.embedder, err = models.NewEmbedder(n.spec); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Pipeline) load(ctx context.Context, spec models.Spec) (*net, error) {
+	format := accel.Format(spec.Format)
+	i := slices.IndexFunc(p.cfg.Backends, func(b accel.Backend) bool { return accel.Supports(b, format) })
+	if i < 0 {
+		return nil, fmt.Errorf("face: model %s is %s and no configured backend runs %s: %w", spec.Name, format, format, accel.ErrUnsupported)
+	}
+	data, err := spec.Load(p.cfg.DepsDir)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := accel.NewPool(ctx, p.cfg.Backends[i], accel.Model{Name: spec.Name, Format: format, Data: data}, p.cfg.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	return &net{spec: spec, pool: pool}, nil
+}
+
+// Close releases every session. The backends stay open: they belong to the
+// caller.
+func (p *Pipeline) Close() error {
+	var errs []error
+	for _, n := range p.nets {
+		errs = append(errs, n.pool.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Models lists the loaded models.
+func (p *Pipeline) Models() []models.Spec { return p.manifests }
+
+// EmbedderID names the embedding space of this pipeline's embeddings, or ""
+// when no embedder is loaded.
+func (p *Pipeline) EmbedderID() string {
+	if p.embedder == nil {
+		return ""
+	}
+	return p.embedder.ID()
+}
+
+// Has reports whether a stage's model is loaded.
+func (p *Pipeline) Has(t models.Task) bool { return p.nets[t] != nil }
+
+// Detect decodes a photo and runs the chosen stages on every face in it.
+// A photo without faces gives an empty slice, not an error.
+func (p *Pipeline) Detect(ctx context.Context, data []byte, opts Options) ([]Face, error) {
+	start := time.Now()
+	img, err := Decode(data, p.cfg.Limits)
+	opts.Timings.since(StageDecode, start)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	return p.DetectImage(ctx, img, opts)
+}
+
+// DetectImage runs the pipeline on an already decoded photo.
+func (p *Pipeline) DetectImage(ctx context.Context, img *Image, opts Options) ([]Face, error) {
+	if err := p.checkOptions(opts); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	dets, err := p.detect(ctx, img.Mat)
+	opts.Timings.since(StageDetect, start)
+	if err != nil {
+		return nil, err
+	}
+	dets = selectFaces(dets, opts.MinFaceSize)
+	switch opts.Selector {
+	case SelectBiggest:
+		dets = dets[:min(1, len(dets))]
+	case SelectReject:
+		if len(dets) > 1 {
+			e := &ErrTooManyFaces{}
+			for _, d := range dets {
+				e.Faces = append(e.Faces, d.box)
+			}
+			return nil, e
+		}
+	}
+	faces := make([]Face, 0, len(dets))
+	for _, d := range dets {
+		f, err := p.analyse(ctx, img.Mat, d, opts)
+		if err != nil {
+			return nil, err
+		}
+		faces = append(faces, f)
+	}
+	return faces, nil
+}
+
+func (p *Pipeline) checkOptions(opts Options) error {
+	if opts.Embed && p.embedder == nil {
+		return fmt.Errorf("%w: embedding", ErrStageDisabled)
+	}
+	if opts.Liveness && !p.Has(models.TaskLiveness) {
+		return fmt.Errorf("%w: liveness", ErrStageDisabled)
+	}
+	if opts.Attributes && !p.Has(models.TaskAge) {
+		return fmt.Errorf("%w: attributes", ErrStageDisabled)
+	}
+	if opts.Landmarks68 && !p.Has(models.TaskLandmarks) {
+		return fmt.Errorf("%w: 68 landmarks", ErrStageDisabled)
+	}
+	if opts.Selector == "" {
+		opts.Selector = SelectAll
+	}
+	if _, err := ParseSelector(string(opts.Selector)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// detection is a detector result in photo pixels.
+type detection struct {
+	box       Box
+	score     float32
+	keypoints []Point
+}
+
+// selectFaces drops faces below the minimum size and orders the rest
+// biggest first (ties by score), the order every API reports.
+func selectFaces(dets []detection, minSize int) []detection {
+	m := float32(minSize)
+	dets = slices.DeleteFunc(dets, func(d detection) bool { return d.box.Width() < m || d.box.Height() < m })
+	slices.SortStableFunc(dets, func(a, b detection) int {
+		if c := cmp.Compare(b.box.Area(), a.box.Area()); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.score, a.score)
+	})
+	return dets
+}
+
+func (p *Pipeline) detect(ctx context.Context, img gocv.Mat) ([]detection, error) {
+	n := p.nets[models.TaskDetect]
+	in := n.spec.Input
+	px, lb, err := letterboxPixels(img, in.Width(), in.Height(), in.Color)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := p.run(ctx, n, px)
+	if err != nil {
+		return nil, err
+	}
+	found, err := p.detector.Decode(raw, p.cfg.MinScore)
+	if err != nil {
+		return nil, err
+	}
+	w, h := img.Cols(), img.Rows()
+	var out []detection
+	for _, d := range found {
+		tl, br := lb.toPhoto(models.Point{X: d.Box.X1, Y: d.Box.Y1}), lb.toPhoto(models.Point{X: d.Box.X2, Y: d.Box.Y2})
+		box := Box{tl.X, tl.Y, br.X, br.Y}.clampTo(w, h)
+		if box.Width() < 1 || box.Height() < 1 {
+			continue
+		}
+		det := detection{box: box, score: d.Score}
+		for _, k := range d.Keypoints {
+			det.keypoints = append(det.keypoints, lb.toPhoto(k))
+		}
+		out = append(out, det)
+	}
+	return out, nil
+}
+
+// run feeds pixels to a model.
+func (p *Pipeline) run(ctx context.Context, n *net, px models.Pixels) ([]accel.Tensor, error) {
+	t, err := n.spec.Input.Tensor(px)
+	if err != nil {
+		return nil, err
+	}
+	out, err := n.pool.Run(ctx, []accel.Tensor{t})
+	if err != nil {
+		return nil, fmt.Errorf("face: %s: %w", n.spec.Name, err)
+	}
+	return out, nil
+}
+
+// runCrop cuts a face region for a "box" crop model and runs it.
+func (p *Pipeline) runCrop(ctx context.Context, n *net, img gocv.Mat, box Box) ([]accel.Tensor, error) {
+	in := n.spec.Input
+	scale := n.spec.CropScale
+	if scale == 0 {
+		scale = 1
+	}
+	r := squareCrop(box, img.Cols(), img.Rows(), scale)
+	px, err := cropPixels(img, r, in.Width(), in.Height(), in.Color)
+	if err != nil {
+		return nil, err
+	}
+	return p.run(ctx, n, px)
+}

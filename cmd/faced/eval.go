@@ -1,0 +1,438 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/eval"
+	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/models"
+)
+
+func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	verb, rest, err := subcommand(args, "verify, detect, liveness", stderr)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "verify":
+		return evalVerify(ctx, rest, stdout, stderr)
+	case "detect":
+		return evalDetect(ctx, rest, stdout, stderr)
+	case "liveness":
+		return evalLiveness(ctx, rest, stdout, stderr)
+	}
+	return fmt.Errorf("eval: unknown verb %q (want verify, detect or liveness)", verb)
+}
+
+// openForEval loads the pipeline with one session per core, since eval
+// pushes many photos through it.
+func openForEval(ctx context.Context, cfg daemon.VisionConfig) (*daemon.Vision, int, error) {
+	workers := runtime.NumCPU()
+	cfg.Sessions = workers
+	v, err := daemon.OpenVision(ctx, cfg)
+	return v, workers, err
+}
+
+// forEach runs fn on every item with n workers, stopping at the first error.
+func forEach[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan T)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for it := range jobs {
+				if err := fn(ctx, it); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	for _, it := range items {
+		select {
+		case jobs <- it:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval verify", stderr)
+	cfg := visionFlags(fs)
+	pairsFile := fs.String("pairs", "", "pairs file: LFW pairs.txt, or CSV file_x,file_y,Decision")
+	imagesDir := fs.String("images", "", "image folder (LFW layout for pairs.txt, flat for CSV)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *pairsFile == "" || *imagesDir == "" {
+		return errors.New("eval verify: --pairs and --images are required")
+	}
+	f, err := os.Open(*pairsFile)
+	if err != nil {
+		return err
+	}
+	pairs, folds, err := eval.ParsePairs(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	cfg.Liveness = ""
+	v, workers, err := openForEval(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+
+	// Embed every distinct image once: the biggest face, as LFW's
+	// protocol scores the central person.
+	var paths []string
+	seen := map[string]bool{}
+	for _, p := range pairs {
+		for _, x := range []string{p.A, p.B} {
+			if !seen[x] {
+				seen[x] = true
+				paths = append(paths, x)
+			}
+		}
+	}
+	var mu sync.Mutex
+	emb := make(map[string][]float32, len(paths))
+	err = forEach(ctx, paths, workers, func(ctx context.Context, rel string) error {
+		data, err := os.ReadFile(filepath.Join(*imagesDir, filepath.FromSlash(rel)))
+		if err != nil {
+			return err
+		}
+		faces, err := v.Pipeline.Detect(ctx, data, face.Options{Embed: true, Selector: face.SelectBiggest})
+		if err != nil && !isBadPhoto(err) {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(faces) > 0 {
+			emb[rel] = faces[0].Embedding
+		} else {
+			emb[rel] = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	run := eval.Run{Folds: folds, Embedder: v.Pipeline.EmbedderID(), Detector: cfg.Detector, Backend: cfg.Backend}
+	for _, e := range emb {
+		if e == nil {
+			run.NoFace++
+		}
+	}
+	for _, p := range pairs {
+		a, b := emb[p.A], emb[p.B]
+		if a == nil || b == nil {
+			run.Skipped++
+			continue
+		}
+		run.Pairs = append(run.Pairs, p)
+		run.Scores = append(run.Scores, float64(models.Cosine(a, b)))
+	}
+	rep, err := eval.Summarize(run)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	return rep.WriteText(stdout)
+}
+
+// isBadPhoto reports errors that mean "this photo cannot be used" rather
+// than "the evaluation is broken".
+func isBadPhoto(err error) bool {
+	var many *face.ErrTooManyFaces
+	return errors.Is(err, face.ErrCorrupt) || errors.Is(err, face.ErrUnsupportedFormat) ||
+		errors.Is(err, face.ErrTooSmall) || errors.Is(err, face.ErrTooManyPixels) ||
+		errors.Is(err, face.ErrTooLarge) || errors.Is(err, face.ErrEmpty) || errors.As(err, &many)
+}
+
+// photoFiles lists the photos of a folder (not recursive), sorted.
+func photoFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".jpg", ".jpeg", ".png", ".webp", ".bmp":
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// detectReport is the result of `faced eval detect`.
+type detectReport struct {
+	Images         int     `json:"images"`
+	ImagesWithFace int     `json:"images_with_face"`
+	Faces          int     `json:"faces"`
+	Annotated      int     `json:"annotated_faces,omitempty"`
+	Matched        int     `json:"matched_faces,omitempty"` // annotations hit at IoU >= 0.5
+	Recall         float64 `json:"recall,omitempty"`
+	Precision      float64 `json:"precision,omitempty"`
+	Detector       string  `json:"detector"`
+	Backend        string  `json:"backend"`
+}
+
+// evalDetect runs the detector over a folder. With --annotations (CSV
+// file,x1,y1,x2,y2, one face per line, pixels) it reports recall and
+// precision at IoU 0.5; without, the share of photos where a face is found,
+// which is the recall on sets known to hold a face in every photo.
+func evalDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval detect", stderr)
+	cfg := visionFlags(fs)
+	imagesDir := fs.String("images", "", "folder of photos")
+	annFile := fs.String("annotations", "", "CSV file,x1,y1,x2,y2 of every face (optional)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *imagesDir == "" {
+		return errors.New("eval detect: --images is required")
+	}
+	var ann map[string][]face.Box
+	files, err := photoFiles(*imagesDir)
+	if err != nil {
+		return err
+	}
+	if *annFile != "" {
+		if ann, err = readAnnotations(*annFile); err != nil {
+			return err
+		}
+		files = files[:0]
+		for f := range ann {
+			files = append(files, f)
+		}
+		sort.Strings(files)
+	}
+	cfg.Embedder, cfg.Liveness = "", ""
+	v, workers, err := openForEval(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+
+	rep := detectReport{Images: len(files), Detector: cfg.Detector, Backend: cfg.Backend}
+	var mu sync.Mutex
+	err = forEach(ctx, files, workers, func(ctx context.Context, name string) error {
+		data, err := os.ReadFile(filepath.Join(*imagesDir, name))
+		if err != nil {
+			return err
+		}
+		faces, err := v.Pipeline.Detect(ctx, data, face.Options{})
+		if err != nil && !isBadPhoto(err) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Faces += len(faces)
+		if len(faces) > 0 {
+			rep.ImagesWithFace++
+		}
+		if ann != nil {
+			truth := ann[name]
+			rep.Annotated += len(truth)
+			used := make([]bool, len(faces))
+			for _, t := range truth {
+				for i, f := range faces {
+					if !used[i] && boxIoU(t, f.Box) >= 0.5 {
+						used[i] = true
+						rep.Matched++
+						break
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if rep.Annotated > 0 {
+		rep.Recall = float64(rep.Matched) / float64(rep.Annotated)
+	}
+	if ann != nil && rep.Faces > 0 {
+		rep.Precision = float64(rep.Matched) / float64(rep.Faces)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "detector\t%s on %s\n", rep.Detector, rep.Backend)
+	fmt.Fprintf(tw, "images\t%d\n", rep.Images)
+	fmt.Fprintf(tw, "images with a face\t%d (%.1f%%)\n", rep.ImagesWithFace, 100*float64(rep.ImagesWithFace)/float64(max(1, rep.Images)))
+	fmt.Fprintf(tw, "faces found\t%d\n", rep.Faces)
+	if ann != nil {
+		fmt.Fprintf(tw, "recall@IoU0.5\t%.3f (%d of %d)\n", rep.Recall, rep.Matched, rep.Annotated)
+		fmt.Fprintf(tw, "precision@IoU0.5\t%.3f\n", rep.Precision)
+	}
+	return tw.Flush()
+}
+
+func readAnnotations(path string) (map[string][]face.Box, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 5
+	out := map[string][]face.Box{}
+	for line := 1; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		var v [4]float64
+		for i := range v {
+			if v[i], err = strconv.ParseFloat(strings.TrimSpace(rec[i+1]), 32); err != nil {
+				if line == 1 {
+					break // header
+				}
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+		}
+		if err == nil {
+			out[rec[0]] = append(out[rec[0]], face.Box{X1: float32(v[0]), Y1: float32(v[1]), X2: float32(v[2]), Y2: float32(v[3])})
+		}
+	}
+}
+
+func boxIoU(a, b face.Box) float64 {
+	inter := face.Box{X1: max(a.X1, b.X1), Y1: max(a.Y1, b.Y1), X2: min(a.X2, b.X2), Y2: min(a.Y2, b.Y2)}.Area()
+	union := a.Area() + b.Area() - inter
+	if union <= 0 {
+		return 0
+	}
+	return float64(inter / union)
+}
+
+// livenessRow is one photo of `faced eval liveness`.
+type livenessRow struct {
+	File  string  `json:"file"`
+	Live  bool    `json:"live"`  // the label
+	Score float64 `json:"score"` // the model's live score; -1 when no face
+}
+
+type livenessReport struct {
+	Model    string        `json:"model"`
+	Rows     []livenessRow `json:"images"`
+	Accuracy float64       `json:"accuracy"` // at the model's 0.5 boundary
+	APCER    float64       `json:"apcer"`    // attacks accepted as live
+	BPCER    float64       `json:"bpcer"`    // live faces rejected
+}
+
+// evalLiveness scores labelled photos. Labels come from the file name, as
+// in the Silent-Face samples: a name containing "_T" is live, "_F" a spoof.
+func evalLiveness(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval liveness", stderr)
+	cfg := visionFlags(fs)
+	imagesDir := fs.String("images", "", "folder of photos named *_T* (live) and *_F* (spoof)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *imagesDir == "" {
+		return errors.New("eval liveness: --images is required")
+	}
+	if cfg.Liveness == "" {
+		return errors.New("eval liveness: --liveness names no model")
+	}
+	files, err := photoFiles(*imagesDir)
+	if err != nil {
+		return err
+	}
+	cfg.Embedder = ""
+	v, _, err := openForEval(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	rep := livenessReport{Model: cfg.Liveness}
+	var live, spoof, liveRejected, spoofAccepted, correct int
+	for _, name := range files {
+		upper := strings.ToUpper(name)
+		isLive, isSpoof := strings.Contains(upper, "_T"), strings.Contains(upper, "_F")
+		if isLive == isSpoof {
+			continue // unlabelled
+		}
+		data, err := os.ReadFile(filepath.Join(*imagesDir, name))
+		if err != nil {
+			return err
+		}
+		row := livenessRow{File: name, Live: isLive, Score: -1}
+		faces, err := v.Pipeline.Detect(ctx, data, face.Options{Liveness: true, Selector: face.SelectBiggest})
+		if err != nil && !isBadPhoto(err) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if len(faces) > 0 {
+			row.Score = float64(*faces[0].Liveness)
+		}
+		saidLive := row.Score >= 0.5
+		if isLive {
+			live++
+			if !saidLive {
+				liveRejected++
+			}
+		} else {
+			spoof++
+			if saidLive {
+				spoofAccepted++
+			}
+		}
+		if saidLive == isLive {
+			correct++
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	if len(rep.Rows) == 0 {
+		return fmt.Errorf("eval liveness: no labelled photos in %s", *imagesDir)
+	}
+	rep.Accuracy = float64(correct) / float64(len(rep.Rows))
+	if spoof > 0 {
+		rep.APCER = float64(spoofAccepted) / float64(spoof)
+	}
+	if live > 0 {
+		rep.BPCER = float64(liveRejected) / float64(live)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "model\t%s\n", rep.Model)
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\tlabel=%s\tscore=%.3f\n", r.File, map[bool]string{true: "live", false: "spoof"}[r.Live], r.Score)
+	}
+	fmt.Fprintf(tw, "accuracy\t%.3f\nAPCER\t%.3f\nBPCER\t%.3f\n", rep.Accuracy, rep.APCER, rep.BPCER)
+	return tw.Flush()
+}

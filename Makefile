@@ -52,12 +52,12 @@ run: build
 # Long evaluations and benchmarks: not part of `make test`.
 EVAL_DATA ?= ../shared/data
 eval: build
-	$(BIN) eval verify --csv $(EVAL_DATA)/deepface/master.csv --images $(EVAL_DATA)/deepface
+	$(BIN) eval verify --pairs $(EVAL_DATA)/deepface/master.csv --images $(EVAL_DATA)/deepface
 	$(BIN) eval liveness --images $(EVAL_DATA)/antispoof
 
 bench: build
 	$(BIN) bench pipeline --images $(EVAL_DATA)/deepface
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+	$(GO) test -run '^$$' -bench . -benchtime 50x ./face/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

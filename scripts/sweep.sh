@@ -16,6 +16,7 @@ detectors=(
   "blazeface-short landmark68" "blazeface-short -"
   "blazeface-full landmark68" "blazeface-full -"
   "blazeface-front-onnx landmark68" "blazeface-front-onnx -"
+  "blazeface-back-onnx landmark68" "blazeface-back-onnx -"
 )
 embedders=(arcface-r512 mobilefacenet-192)
 backends=(onnxrt opencvdnn)

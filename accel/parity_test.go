@@ -42,20 +42,9 @@ func TestBackendParity(t *testing.T) {
 	photo := decodePhoto(t, "deepface/img1.jpg")
 	defer photo.Close()
 
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, spec := range m.Models {
-		if spec.Format != models.FormatONNX {
-			continue
-		}
+	for _, spec := range testenv.Specs(t, models.FormatONNX) {
 		t.Run(spec.Name, func(t *testing.T) {
-			data, err := spec.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			model := accel.Model{Name: spec.Name, Format: accel.ONNX, Data: data}
+			_, model := testenv.Model(t, spec.Name)
 			in := photoTensor(t, photo, spec.Input)
 
 			want := run(t, ort, model, in)

@@ -11,36 +11,25 @@ import (
 	"github.com/facedhq/faced/models"
 )
 
-func newBackend(t *testing.T, dev accel.Device) (*onnxrt.Backend, string) {
+func newBackend(t *testing.T, dev accel.Device) *onnxrt.Backend {
 	t.Helper()
-	dir := testenv.DepsDir(t)
-	b, err := onnxrt.New(accel.Config{LibDir: models.LibDir(dir), Device: dev, Threads: 1})
+	b, err := onnxrt.New(accel.Config{LibDir: models.LibDir(testenv.DepsDir(t)), Device: dev, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return b, dir
+	return b
 }
 
 // TestRunsEveryONNXModel loads each ONNX model of the catalogue and runs it
 // on a zero input of its declared shape: outputs must have the declared
 // element counts and be finite.
 func TestRunsEveryONNXModel(t *testing.T) {
-	b, dir := newBackend(t, accel.CPU)
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, spec := range m.Models {
-		if spec.Format != models.FormatONNX {
-			continue
-		}
+	b := newBackend(t, accel.CPU)
+	for _, spec := range testenv.Specs(t, models.FormatONNX) {
 		t.Run(spec.Name, func(t *testing.T) {
-			data, err := spec.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := b.NewSession(context.Background(), accel.Model{Name: spec.Name, Format: accel.ONNX, Data: data})
+			_, model := testenv.Model(t, spec.Name)
+			s, err := b.NewSession(context.Background(), model)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,14 +56,9 @@ func TestRunsEveryONNXModel(t *testing.T) {
 }
 
 func TestRejectsWrongInputShape(t *testing.T) {
-	b, dir := newBackend(t, accel.CPU)
-	m, _ := models.LoadManifest()
-	spec, _ := m.Model("arcface-r512")
-	data, err := spec.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := b.NewSession(context.Background(), accel.Model{Name: spec.Name, Format: accel.ONNX, Data: data})
+	b := newBackend(t, accel.CPU)
+	_, model := testenv.Model(t, "arcface-r512")
+	s, err := b.NewSession(context.Background(), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +70,7 @@ func TestRejectsWrongInputShape(t *testing.T) {
 }
 
 func TestRejectsTFLiteModel(t *testing.T) {
-	b, _ := newBackend(t, accel.CPU)
+	b := newBackend(t, accel.CPU)
 	_, err := b.NewSession(context.Background(), accel.Model{Name: "x", Format: accel.TFLite, Data: []byte("x")})
 	if !errors.Is(err, accel.ErrUnsupported) {
 		t.Fatalf("err = %v, want ErrUnsupported", err)

@@ -26,23 +26,6 @@ func newBackend(t *testing.T) *opencvdnn.Backend {
 	return b
 }
 
-func loadModel(t *testing.T, name string) accel.Model {
-	t.Helper()
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := m.Model(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := spec.Load(testenv.DepsDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return accel.Model{Name: spec.Name, Format: accel.ONNX, Data: data}
-}
-
 // wantOutputs are the output names of each ONNX model in graph order, as
 // ONNX Runtime reports them; OpenCV's own layer order differs (fr_detect's
 // unconnected layers come back as boxes, scores), so this pins the order
@@ -74,16 +57,10 @@ var ssrOutputs = []string{
 // in graph order, with as many values as their shapes say, all finite.
 func TestRunsEveryONNXModel(t *testing.T) {
 	b := newBackend(t)
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, spec := range m.Models {
-		if spec.Format != models.FormatONNX {
-			continue
-		}
+	for _, spec := range testenv.Specs(t, models.FormatONNX) {
 		t.Run(spec.Name, func(t *testing.T) {
-			s, err := b.NewSession(context.Background(), loadModel(t, spec.Name))
+			_, model := testenv.Model(t, spec.Name)
+			s, err := b.NewSession(context.Background(), model)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +114,8 @@ func TestRunsEveryONNXModel(t *testing.T) {
 // process through cgo: wrong inputs must be refused with an error first.
 func TestRejectsWrongInputs(t *testing.T) {
 	b := newBackend(t)
-	s, err := b.NewSession(context.Background(), loadModel(t, "arcface-r512"))
+	_, model := testenv.Model(t, "arcface-r512")
+	s, err := b.NewSession(context.Background(), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +157,8 @@ func TestRejectsGarbageModel(t *testing.T) {
 	for i := range random {
 		random[i] = byte(rng.Uint32())
 	}
-	real := loadModel(t, "eye-state").Data
+	_, model := testenv.Model(t, "eye-state")
+	real := model.Data
 	cases := map[string][]byte{
 		"empty":     nil,
 		"text":      []byte("hello, this is not a network"),
@@ -295,7 +274,8 @@ func TestOpenCLUsableOrUnavailable(t *testing.T) {
 		t.Skip(err)
 	}
 	defer b.Close()
-	s, err := b.NewSession(context.Background(), loadModel(t, "eye-state"))
+	_, model := testenv.Model(t, "eye-state")
+	s, err := b.NewSession(context.Background(), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +291,8 @@ func TestUnknownDevice(t *testing.T) {
 
 func TestCloseIsIdempotent(t *testing.T) {
 	b := newBackend(t)
-	s, err := b.NewSession(context.Background(), loadModel(t, "eye-state"))
+	_, model := testenv.Model(t, "eye-state")
+	s, err := b.NewSession(context.Background(), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +308,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 	}
 	b.Close()
 	b.Close()
-	if _, err := b.NewSession(context.Background(), loadModel(t, "eye-state")); !errors.Is(err, accel.ErrClosed) {
+	if _, err := b.NewSession(context.Background(), model); !errors.Is(err, accel.ErrClosed) {
 		t.Fatalf("NewSession after close: %v, want ErrClosed", err)
 	}
 }
@@ -350,9 +331,10 @@ func TestThreadsAreProcessWide(t *testing.T) {
 
 func TestCancelledContext(t *testing.T) {
 	b := newBackend(t)
+	_, model := testenv.Model(t, "eye-state")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := b.NewSession(ctx, loadModel(t, "eye-state")); !errors.Is(err, context.Canceled) {
+	if _, err := b.NewSession(ctx, model); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

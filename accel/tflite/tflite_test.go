@@ -30,27 +30,10 @@ func newBackend(t *testing.T, cfg accel.Config) (*Backend, string) {
 	return b, dir
 }
 
-// modelBytes reads a catalogue model, verified.
-func modelBytes(t *testing.T, dir, name string) []byte {
+func loadSession(t *testing.T, b *Backend, name string) accel.Session {
 	t.Helper()
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := m.Model(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := spec.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-func loadSession(t *testing.T, b *Backend, dir, name string) accel.Session {
-	t.Helper()
-	s, err := b.NewSession(context.Background(), accel.Model{Name: name, Format: accel.TFLite, Data: modelBytes(t, dir, name)})
+	_, model := testenv.Model(t, name)
+	s, err := b.NewSession(context.Background(), model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,20 +66,12 @@ func checkFinite(t *testing.T, out []accel.Tensor) {
 // TestRunsEveryTFLiteModel loads each TensorFlow Lite model of the catalogue
 // and runs it on a zero input of the manifest's shape.
 func TestRunsEveryTFLiteModel(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
+	b, _ := newBackend(t, accel.Config{})
 	t.Logf("TensorFlow Lite %s", b.Version())
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := 0
-	for _, spec := range m.Models {
-		if spec.Format != models.FormatTFLite {
-			continue
-		}
-		ran++
+	specs := testenv.Specs(t, models.FormatTFLite)
+	for _, spec := range specs {
 		t.Run(spec.Name, func(t *testing.T) {
-			s := loadSession(t, b, dir, spec.Name)
+			s := loadSession(t, b, spec.Name)
 			t.Logf("%s (%s) on %s", spec.Name, spec.File, delegateOf(s))
 			for _, ti := range s.Inputs() {
 				t.Logf("  input  %-28q %-8s %v", ti.Name, ti.DType, ti.Shape)
@@ -128,8 +103,8 @@ func TestRunsEveryTFLiteModel(t *testing.T) {
 			checkFinite(t, out)
 		})
 	}
-	if ran != 4 {
-		t.Errorf("%d tflite models in the manifest, want 4", ran)
+	if len(specs) != 4 {
+		t.Errorf("%d tflite models in the manifest, want 4", len(specs))
 	}
 }
 
@@ -167,8 +142,8 @@ func assertClose(t *testing.T, what string, got, want []float32) {
 // in: batch 1 cannot be resized to and runs padded, batch 3 in two chunks.
 // Every image's embedding must not depend on what it is batched with.
 func TestMobileFaceNetAnyBatch(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	s := loadSession(t, b, dir, "mobilefacenet-192")
+	b, _ := newBackend(t, accel.Config{})
+	s := loadSession(t, b, "mobilefacenet-192")
 	if got := s.Inputs()[0].Shape; got[0] != -1 {
 		t.Errorf("input shape %v: batch should be reported dynamic", got)
 	}
@@ -207,8 +182,8 @@ func TestMobileFaceNetAnyBatch(t *testing.T) {
 // BlazeFace resizes to any batch but folds it into the anchors ([1, 896*b,
 // 16]); the session must notice and still return [b, 896, 16].
 func TestBlazeFaceBatch(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	s := loadSession(t, b, dir, "blazeface-short")
+	b, _ := newBackend(t, accel.Config{})
+	s := loadSession(t, b, "blazeface-short")
 	ctx := context.Background()
 	shape := []int64{1, 128, 128, 3}
 	x1, x2 := randomInput(shape, 4), randomInput(shape, 5)
@@ -286,8 +261,8 @@ func TestRejectsONNXModel(t *testing.T) {
 }
 
 func TestRejectsWrongInputShape(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	s := loadSession(t, b, dir, "blazeface-short")
+	b, _ := newBackend(t, accel.Config{})
+	s := loadSession(t, b, "blazeface-short")
 	_, err := s.Run(context.Background(), []accel.Tensor{{Shape: []int64{1, 64, 64, 3}, Data: make([]float32, 64*64*3)}})
 	if err == nil {
 		t.Fatal("wrong input shape accepted")
@@ -402,7 +377,7 @@ func TestEdgeTPUPathWithStubPlugin(t *testing.T) {
 	if b.Device() != accel.EdgeTPU {
 		t.Fatalf("device %s", b.Device())
 	}
-	s := loadSession(t, b, dir, "blazeface-short")
+	s := loadSession(t, b, "blazeface-short")
 	if d := delegateOf(s); d != "edgetpu" {
 		t.Errorf("runs on %q, want edgetpu", d)
 	}
@@ -418,7 +393,8 @@ func TestEdgeTPUPathWithStubPlugin(t *testing.T) {
 	s.Close()
 	t.Setenv("FACED_STUB_PLUGIN_FAIL", "1")
 	for range 3 {
-		s, err := b.NewSession(context.Background(), accel.Model{Name: "again", Format: accel.TFLite, Data: modelBytes(t, dir, "blazeface-short")})
+		_, model := testenv.Model(t, "blazeface-short")
+		s, err := b.NewSession(context.Background(), accel.Model{Name: "again", Format: accel.TFLite, Data: model.Data})
 		if err == nil {
 			s.Close()
 			t.Fatal("session created without a device")
@@ -428,7 +404,7 @@ func TestEdgeTPUPathWithStubPlugin(t *testing.T) {
 		}
 	}
 	os.Unsetenv("FACED_STUB_PLUGIN_FAIL")
-	loadSession(t, b, dir, "blazeface-short")
+	loadSession(t, b, "blazeface-short")
 
 	_, err = New(accel.Config{LibDir: models.LibDir(dir), Device: accel.EdgeTPU, EdgeTPULibrary: stubPlugin(t, true)})
 	if !errors.Is(err, accel.ErrUnavailable) || !strings.Contains(err.Error(), "found no Edge TPU") {
@@ -438,12 +414,12 @@ func TestEdgeTPUPathWithStubPlugin(t *testing.T) {
 
 // Threads only changes scheduling: results must match the default.
 func TestThreadsSetting(t *testing.T) {
-	b0, dir := newBackend(t, accel.Config{})
+	b0, _ := newBackend(t, accel.Config{})
 	b2, _ := newBackend(t, accel.Config{Threads: 2})
 	x := randomInput([]int64{1, 192, 192, 3}, 11)
 	var outs [][]accel.Tensor
 	for _, b := range []*Backend{b0, b2} {
-		s := loadSession(t, b, dir, "blazeface-full")
+		s := loadSession(t, b, "blazeface-full")
 		out, err := s.Run(context.Background(), []accel.Tensor{x})
 		if err != nil {
 			t.Fatal(err)
@@ -456,8 +432,8 @@ func TestThreadsSetting(t *testing.T) {
 }
 
 func TestCancelledContext(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	s := loadSession(t, b, dir, "blazeface-short")
+	b, _ := newBackend(t, accel.Config{})
+	s := loadSession(t, b, "blazeface-short")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	x := accel.Tensor{Shape: []int64{1, 128, 128, 3}, Data: make([]float32, 128*128*3)}
@@ -474,7 +450,7 @@ func TestCloseOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := loadSession(t, b, dir, "blazeface-short")
+	s := loadSession(t, b, "blazeface-short")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -524,8 +500,8 @@ func TestQuantize(t *testing.T) {
 
 // FaceAntiSpoofing resizes cleanly: batch 2 runs in one invocation.
 func TestResizeBatch(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	s := loadSession(t, b, dir, "face-antispoofing")
+	b, _ := newBackend(t, accel.Config{})
+	s := loadSession(t, b, "face-antispoofing")
 	ctx := context.Background()
 	shape := []int64{1, 256, 256, 3}
 	x1, x2 := randomInput(shape, 12), randomInput(shape, 13)
@@ -556,14 +532,9 @@ func TestResizeBatch(t *testing.T) {
 
 // A Pool of sessions serves concurrent callers (run with -race).
 func TestPoolConcurrency(t *testing.T) {
-	b, dir := newBackend(t, accel.Config{})
-	m, _ := models.LoadManifest()
-	spec, _ := m.Model("mobilefacenet-192")
-	data, err := spec.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := accel.NewPool(context.Background(), b, accel.Model{Name: spec.Name, Format: accel.TFLite, Data: data}, 2)
+	b, _ := newBackend(t, accel.Config{})
+	_, model := testenv.Model(t, "mobilefacenet-192")
+	p, err := accel.NewPool(context.Background(), b, model, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

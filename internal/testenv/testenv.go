@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/facedhq/faced/accel"
 	"github.com/facedhq/faced/models"
 )
 
@@ -60,4 +61,38 @@ func ReadPhoto(t testing.TB, rel string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Specs lists the catalogue's models of one format.
+func Specs(t testing.TB, format models.Format) []models.Spec {
+	t.Helper()
+	m, err := models.LoadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []models.Spec
+	for _, s := range m.Models {
+		if s.Format == format {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Model reads a catalogue model, verified, ready for a backend.
+func Model(t testing.TB, name string) (models.Spec, accel.Model) {
+	t.Helper()
+	m, err := models.LoadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := m.Model(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := spec.Load(DepsDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, accel.Model{Name: spec.Name, Format: accel.Format(spec.Format), Data: data}
 }

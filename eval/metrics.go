@@ -342,6 +342,12 @@ type Report struct {
 	Threshold       float64 `json:"threshold"`          // best threshold over all pairs
 	ThresholdAcc    float64 `json:"threshold_accuracy"` // its (optimistic) accuracy on all pairs
 
+	// Impostors is the normal fit of the different-person scores and
+	// Presets the strict/medium/low thresholds calibrated from it (see
+	// Calibrate).
+	Impostors ImpostorFit            `json:"impostors"`
+	Presets   map[string]Calibration `json:"presets"`
+
 	Embedder string `json:"embedder"`
 	Detector string `json:"detector"`
 	Backend  string `json:"backend"`
@@ -399,6 +405,20 @@ func Summarize(run Run) (Report, error) {
 	r.TARAtFAR1e3, r.FAR1e3Threshold = TARAtFAR(run.Scores, same, ReportFAR)
 	r.AUC = AUC(run.Scores, same)
 	r.Threshold, r.ThresholdAcc = BestThreshold(run.Scores, same)
+	var neg []float64
+	for i, sm := range same {
+		if !sm {
+			neg = append(neg, run.Scores[i])
+		}
+	}
+	if r.Negatives >= 2 {
+		r.Presets = make(map[string]Calibration, len(PresetFARs))
+		for name, far := range PresetFARs {
+			var cals []Calibration
+			r.Impostors, cals, _ = Calibrate(neg, far)
+			r.Presets[name] = cals[0]
+		}
+	}
 
 	// Inputs were checked above, so a non-finite value here means a score
 	// so extreme that a threshold above it overflowed; JSON cannot hold it.
@@ -433,6 +453,13 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "TAR @ FAR 1e-3\t%s\n", far)
 	fmt.Fprintf(tw, "ROC AUC\t%.4f\n", r.AUC)
 	fmt.Fprintf(tw, "best threshold\t%.4f (%s on all pairs, fitted on them)\n", r.Threshold, pct(r.ThresholdAcc))
+	if r.Presets != nil {
+		fmt.Fprintf(tw, "impostor scores\tmean %.4f, sd %.4f over %d pairs\n", r.Impostors.Mean, r.Impostors.StdDev, r.Impostors.N)
+		for _, name := range []string{"strict", "medium", "low"} {
+			c := r.Presets[name]
+			fmt.Fprintf(tw, "preset %s\tFAR %g: threshold %.4f (normal fit; empirical %.4f)\n", name, c.FAR, c.Fitted, c.Empirical)
+		}
+	}
 	fmt.Fprintf(tw, "embedder\t%s\n", dash(r.Embedder))
 	fmt.Fprintf(tw, "detector\t%s\n", dash(r.Detector))
 	fmt.Fprintf(tw, "backend\t%s\n", dash(r.Backend))

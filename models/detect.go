@@ -64,7 +64,7 @@ func NewDetector(spec Spec) (Detector, error) {
 }
 
 // NMS keeps the best-scoring detection of every cluster whose boxes overlap
-// by more than iou, best first.
+// by more than iou, best first. It sorts dets in place.
 func NMS(dets []Detection, iou float32) []Detection {
 	slices.SortFunc(dets, func(a, b Detection) int { return cmp.Compare(b.Score, a.Score) })
 	var kept []Detection
@@ -79,7 +79,8 @@ func NMS(dets []Detection, iou float32) []Detection {
 // WeightedNMS is MediaPipe's blending suppression: every cluster of boxes
 // overlapping the best one by more than iou is replaced by their
 // score-weighted mean (box and keypoints), keeping the best score. It
-// steadies boxes from anchor-dense detectors such as BlazeFace.
+// steadies boxes from anchor-dense detectors such as BlazeFace. It sorts
+// dets in place.
 func WeightedNMS(dets []Detection, iou float32) []Detection {
 	slices.SortFunc(dets, func(a, b Detection) int { return cmp.Compare(b.Score, a.Score) })
 	var out []Detection
@@ -159,13 +160,13 @@ func (u *UltraFace) Decode(outs []accel.Tensor, minScore float32) ([]Detection, 
 		return nil, err
 	}
 	n := len(scores.Data) / 2
-	if n != ultraFacePriors || len(boxes.Data) != 4*n {
+	if len(scores.Data) != 2*ultraFacePriors || len(boxes.Data) != 4*ultraFacePriors {
 		return nil, fmt.Errorf("models: ultraface: %d scores and %d box values, want %d priors", len(scores.Data), len(boxes.Data), ultraFacePriors)
 	}
 	var dets []Detection
 	for i := range n {
 		s := scores.Data[2*i+1]
-		if s < minScore {
+		if !(s >= minScore) { // also drops a NaN score
 			continue
 		}
 		b := boxes.Data[4*i : 4*i+4]
@@ -230,6 +231,9 @@ func (bf *BlazeFace) Spec() Spec { return bf.spec }
 func (bf *BlazeFace) Decode(outs []accel.Tensor, minScore float32) ([]Detection, error) {
 	var scores, regs []float32
 	for _, t := range outs {
+		if len(t.Shape) == 0 {
+			return nil, fmt.Errorf("models: %s: output %q has no shape", bf.spec.Name, t.Name)
+		}
 		switch t.Shape[len(t.Shape)-1] {
 		case 1:
 			scores = append(scores, t.Data...)
@@ -245,7 +249,7 @@ func (bf *BlazeFace) Decode(outs []accel.Tensor, minScore float32) ([]Detection,
 	var dets []Detection
 	for i, a := range bf.anchors {
 		score := sigmoid(scores[i])
-		if score < minScore {
+		if !(score >= minScore) { // also drops a NaN logit
 			continue
 		}
 		r := regs[16*i : 16*i+16]

@@ -90,6 +90,15 @@ func missingFiles(m *models.Manifest, pkg models.Package, dest string) (map[stri
 	return missing, nil
 }
 
+// npmPack runs `npm pack spec --json --pack-destination dir` and returns its
+// standard output. It is a variable so that tests can stand in for npm.
+var npmPack = func(spec, dir string) ([]byte, error) {
+	cmd := exec.Command("npm", "pack", spec, "--json", "--pack-destination", dir)
+	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false")
+	cmd.Stderr = io.Discard
+	return cmd.Output()
+}
+
 // cachedTarball returns the path of the package tarball in the cache,
 // downloading it with npm pack when it is not there yet.
 func cachedTarball(logger *slog.Logger, pkg models.Package, cache string) (string, error) {
@@ -107,10 +116,7 @@ func cachedTarball(logger *slog.Logger, pkg models.Package, cache string) (strin
 	defer os.RemoveAll(tmp)
 
 	logger.Info("downloading", "package", pkg.NPM)
-	cmd := exec.Command("npm", "pack", pkg.NPM, "--json", "--pack-destination", tmp)
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false", "npm_config_fund=false")
-	cmd.Stderr = io.Discard
-	out, err := cmd.Output()
+	out, err := npmPack(pkg.NPM, tmp)
 	if err != nil {
 		return "", fmt.Errorf("npm pack %s: %w", pkg.NPM, err)
 	}

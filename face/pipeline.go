@@ -304,6 +304,14 @@ func (p *Pipeline) EmbedderID() string {
 	return p.embedder.ID()
 }
 
+// EmbedderDim is the length of this pipeline's embeddings, or 0.
+func (p *Pipeline) EmbedderDim() int {
+	if p.embedder == nil {
+		return 0
+	}
+	return p.embedder.Spec().Dim
+}
+
 // Has reports whether a stage's model is loaded.
 func (p *Pipeline) Has(t models.Task) bool { return p.nets[t] != nil }
 

@@ -73,6 +73,8 @@ type Spec struct {
 	// the 68 landmarks). Detectors see the whole photo and leave it empty.
 	Crop      string  `json:"crop,omitempty"`
 	CropScale float32 `json:"crop_scale,omitempty"`
+	// Dim is an embedder's vector length.
+	Dim int `json:"dim,omitempty"`
 }
 
 // Task is what a network computes.

@@ -18,6 +18,9 @@ func NewEmbedder(spec Spec) (*Embedder, error) {
 	if spec.Task != TaskEmbed {
 		return nil, fmt.Errorf("models: %s is a %s model, not an embedder", spec.Name, spec.Task)
 	}
+	if spec.Dim <= 0 {
+		return nil, fmt.Errorf("models: embedder %s has no dim in the manifest", spec.Name)
+	}
 	return &Embedder{spec: spec}, nil
 }
 
@@ -39,7 +42,7 @@ func (e *Embedder) Decode(outs []accel.Tensor) ([]float32, error) {
 	}
 	t := outs[0]
 	dim := int(t.Shape[len(t.Shape)-1])
-	if dim <= 0 || len(t.Data) < dim {
+	if dim != e.spec.Dim || len(t.Data) < dim {
 		return nil, fmt.Errorf("models: %s: output shape %v", e.spec.Name, t.Shape)
 	}
 	v := append([]float32(nil), t.Data[:dim]...)

@@ -48,11 +48,21 @@ func norm(v []float32) float64 {
 	return math.Sqrt(s)
 }
 
-func TestEmbedderDecode(t *testing.T) {
-	e, err := NewEmbedder(mustSpec(t, "arcface-r512"))
+// toyEmbedder is arcface-r512's spec with a tiny dimension, so outputs can
+// be written by hand.
+func toyEmbedder(t *testing.T, dim int) *Embedder {
+	t.Helper()
+	spec := mustSpec(t, "arcface-r512")
+	spec.Dim = dim
+	e, err := NewEmbedder(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+func TestEmbedderDecode(t *testing.T) {
+	e := toyEmbedder(t, 4)
 	raw := []float32{3, 4, 0, 0}
 	got, err := e.Decode([]accel.Tensor{{Shape: []int64{1, 4}, Data: raw}})
 	if err != nil {
@@ -66,7 +76,7 @@ func TestEmbedderDecode(t *testing.T) {
 	}
 
 	// Only the first batch row is read.
-	got, err = e.Decode([]accel.Tensor{{Shape: []int64{2, 3}, Data: []float32{0, 0, -2, 9, 9, 9}}})
+	got, err = toyEmbedder(t, 3).Decode([]accel.Tensor{{Shape: []int64{2, 3}, Data: []float32{0, 0, -2, 9, 9, 9}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +89,7 @@ func TestEmbedderDecode(t *testing.T) {
 	for i := range v {
 		v[i] = float32(math.Sin(float64(i)*1.7)) * 40
 	}
-	got, err = e.Decode([]accel.Tensor{{Shape: []int64{1, 512}, Data: v}})
+	got, err = toyEmbedder(t, 512).Decode([]accel.Tensor{{Shape: []int64{1, 512}, Data: v}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +98,7 @@ func TestEmbedderDecode(t *testing.T) {
 	}
 	checkApprox(t, "self cosine", Cosine(got, got), 1, 1e-5)
 
-	got, err = e.Decode([]accel.Tensor{{Shape: []int64{1, 8}, Data: make([]float32, 8)}})
+	got, err = toyEmbedder(t, 8).Decode([]accel.Tensor{{Shape: []int64{1, 8}, Data: make([]float32, 8)}})
 	if err != nil || !slices.Equal(got, make([]float32, 8)) {
 		t.Errorf("zero vector: %v, %v; want zeros", got, err)
 	}
@@ -99,15 +109,19 @@ func TestEmbedderDecodeErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nan := float32(math.NaN())
-	inf := float32(math.Inf(1))
+	vec := func(bad float32) []float32 {
+		v := make([]float32, 192)
+		v[0], v[7] = 1, bad
+		return v
+	}
 	for name, outs := range map[string][]accel.Tensor{
 		"no outputs": nil,
 		"no shape":   {{Data: []float32{1, 2}}},
 		"zero dim":   {{Shape: []int64{1, 0}, Data: []float32{}}},
-		"short data": {{Shape: []int64{1, 4}, Data: []float32{1, 2, 3}}},
-		"NaN":        {{Shape: []int64{1, 3}, Data: []float32{1, nan, 3}}},
-		"Inf":        {{Shape: []int64{1, 3}, Data: []float32{1, 2, inf}}},
+		"wrong dim":  {{Shape: []int64{1, 4}, Data: []float32{1, 2, 3, 4}}},
+		"short data": {{Shape: []int64{1, 192}, Data: []float32{1, 2, 3}}},
+		"NaN":        {{Shape: []int64{1, 192}, Data: vec(float32(math.NaN()))}},
+		"Inf":        {{Shape: []int64{1, 192}, Data: vec(float32(math.Inf(1)))}},
 	} {
 		if got, err := e.Decode(outs); err == nil {
 			t.Errorf("%s: no error, got %v", name, got)

@@ -56,6 +56,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
+	if s.pipeline == nil {
+		writeProblem(w, http.StatusServiceUnavailable, "not_ready", "models are not loaded")
+		return
+	}
 	type model struct {
 		Name   string `json:"name"`
 		Task   string `json:"task"`
@@ -75,6 +79,10 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 // "photo" file of a multipart form. Query flags: landmarks68, liveness,
 // attributes, embedding, mf_selector, min_size.
 func (s *Server) detect(w http.ResponseWriter, r *http.Request) {
+	if s.pipeline == nil {
+		writeProblem(w, http.StatusServiceUnavailable, "not_ready", "models are not loaded")
+		return
+	}
 	photo, err := s.readPhoto(w, r)
 	if err != nil {
 		writeError(w, err)
@@ -120,6 +128,9 @@ func (s *Server) readPhoto(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	case strings.HasPrefix(ct, "image/"), ct == "application/octet-stream":
 	case ct == "multipart/form-data":
 		f, _, err := r.FormFile("photo")
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			return nil, &problem{status: http.StatusRequestEntityTooLarge, code: "too_large", detail: errTooLarge.Error()}
+		}
 		if err != nil {
 			return nil, badRequest("no_photo", "multipart form needs a \"photo\" file: "+err.Error())
 		}

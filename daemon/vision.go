@@ -31,7 +31,8 @@ type VisionConfig struct {
 
 	Detector  string `json:"detector" yaml:"detector"`
 	Landmarks string `json:"landmarks" yaml:"landmarks"`
-	// Align is "keypoints" (detector keypoints) or "landmarks" (the 68).
+	// Align is "keypoints" (detector keypoints) or "landmarks" (the 68);
+	// empty: keypoints when the detector has them.
 	Align      string `json:"align" yaml:"align"`
 	Embedder   string `json:"embedder" yaml:"embedder"`
 	Liveness   string `json:"liveness" yaml:"liveness"`
@@ -62,7 +63,6 @@ func DefaultVision() VisionConfig {
 		Sessions:   2,
 		Detector:   "blazeface-front-onnx",
 		Landmarks:  "landmark68",
-		Align:      "keypoints",
 		Embedder:   "arcface-r512",
 		Liveness:   "minifasnet-3class",
 		Attributes: true,

@@ -15,9 +15,7 @@ import (
 func (p *Pipeline) analyse(ctx context.Context, img gocv.Mat, d detection, opts Options) (Face, error) {
 	f := Face{Box: d.box, Score: d.score}
 
-	start := time.Now()
 	five, p68, err := p.landmarks(ctx, img, d, opts)
-	opts.Timings.since(StageLandmarks, start)
 	if err != nil {
 		return Face{}, err
 	}
@@ -26,7 +24,7 @@ func (p *Pipeline) analyse(ctx context.Context, img gocv.Mat, d detection, opts 
 		f.Landmarks68 = p68
 	}
 
-	start = time.Now()
+	start := time.Now()
 	aligned, err := p.align(img, five)
 	opts.Timings.since(StageAlign, start)
 	if err != nil {
@@ -93,8 +91,11 @@ func (p *Pipeline) landmarks(ctx context.Context, img gocv.Mat, d detection, opt
 	var pts []Point
 	var five [5]Point
 	if n := p.nets[models.TaskLandmarks]; need68 && n != nil {
+		start := time.Now()
 		var err error
-		if pts, five, err = p.landmarks68(ctx, n, img, d.box); err != nil {
+		pts, five, err = p.landmarks68(ctx, n, img, d.box)
+		opts.Timings.since(StageLandmarks, start)
+		if err != nil {
 			return [5]Point{}, nil, err
 		}
 	}

@@ -33,7 +33,7 @@ type Config struct {
 	// Align chooses the points faces are aligned on: "landmarks" (the
 	// 68-point model's five points) or "keypoints" (the detector's eyes,
 	// nose and mouth centre, which saves the landmark run). Empty means
-	// landmarks when a landmark model is configured.
+	// keypoints when the detector has them, else landmarks.
 	Align string
 	// Attributes loads the age, gender, expression, head pose and eye
 	// state networks.
@@ -238,23 +238,26 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
+	hasKeypoints := p.detector.Spec().Family == "blazeface"
 	switch cfg.Align {
 	case "":
-		p.alignOnKeypoints = cfg.Landmarks == ""
+		// The measured default: the detector's own keypoints when it has
+		// them (saves the landmark run), else the 68 landmarks.
+		p.alignOnKeypoints = hasKeypoints
 	case "keypoints":
 		p.alignOnKeypoints = true
 	case "landmarks":
-		if cfg.Landmarks == "" {
-			p.Close()
-			return nil, errors.New("face: align on landmarks needs a landmarks model")
-		}
 	default:
 		p.Close()
 		return nil, fmt.Errorf("face: unknown align %q (want landmarks or keypoints)", cfg.Align)
 	}
-	if p.alignOnKeypoints && p.detector.Spec().Family != "blazeface" {
+	if p.alignOnKeypoints && !hasKeypoints {
 		p.Close()
-		return nil, fmt.Errorf("face: detector %s has no keypoints to align on: configure a landmarks model", cfg.Detector)
+		return nil, fmt.Errorf("face: detector %s has no keypoints to align on: use align landmarks", cfg.Detector)
+	}
+	if !p.alignOnKeypoints && cfg.Landmarks == "" {
+		p.Close()
+		return nil, fmt.Errorf("face: aligning on landmarks needs a landmarks model (detector %s has no keypoints)", cfg.Detector)
 	}
 	if n := p.nets[models.TaskEmbed]; n != nil {
 		if p.embedder, err = models.NewEmbedder(n.spec); err != nil {

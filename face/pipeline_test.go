@@ -69,7 +69,7 @@ func embed(t testing.TB, p *face.Pipeline, photo string) face.Face {
 var combos = []face.Config{
 	{Detector: "ultraface-rfb320", Landmarks: "landmark68", Embedder: "arcface-r512"},
 	{Detector: "blazeface-short", Align: "keypoints", Embedder: "arcface-r512"},
-	{Detector: "blazeface-full", Landmarks: "landmark68", Embedder: "mobilefacenet-192"},
+	{Detector: "blazeface-full", Landmarks: "landmark68", Align: "landmarks", Embedder: "mobilefacenet-192"},
 	{Detector: "blazeface-front-onnx", Align: "keypoints", Embedder: "mobilefacenet-192"},
 }
 
@@ -275,6 +275,22 @@ func TestNoFaceIsEmptyNotError(t *testing.T) {
 	faces, err := p.Detect(context.Background(), grayJPEG(t), face.Options{Embed: true})
 	if err != nil || len(faces) != 0 {
 		t.Fatalf("plain grey photo: %d faces, %v", len(faces), err)
+	}
+}
+
+func TestAlignChoiceValidated(t *testing.T) {
+	dir, backends := backendsFor(t)
+	for _, cfg := range []face.Config{
+		{Detector: "ultraface-rfb320", Landmarks: "landmark68", Align: "keypoints"}, // no keypoints
+		{Detector: "ultraface-rfb320"},                                              // nothing to align on
+		{Detector: "blazeface-short", Align: "landmarks"},                           // no landmark model
+		{Detector: "blazeface-short", Align: "eyes"},                                // unknown
+	} {
+		cfg.DepsDir, cfg.Backends = dir, backends
+		if p, err := face.New(context.Background(), cfg); err == nil {
+			p.Close()
+			t.Errorf("%+v accepted", cfg)
+		}
 	}
 }
 

@@ -28,7 +28,8 @@ for d in "${detectors[@]}"; do
   [ "$lmk" = "-" ] && lmk=""
   for emb in "${embedders[@]}"; do
     for be in "${backends[@]}"; do
-      args=(--backend "$be" --detector "$det" --landmarks "$lmk" --embedder "$emb" --liveness "")
+      align=keypoints; [ -n "$lmk" ] && align=landmarks
+      args=(--backend "$be" --detector "$det" --landmarks "$lmk" --align "$align" --embedder "$emb" --liveness "")
       if ! ev=$("$faced" eval verify --pairs "$pairs" --images "$images" --json "${args[@]}" 2>/dev/null); then
         echo "| $det | ${lmk:-keypoints} | $emb | $be | failed | | | | | | | | | | | |"; continue
       fi

@@ -44,16 +44,22 @@ func cmdModels(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return tw.Flush()
 	case "verify":
 		bad := 0
+		var first error
 		for _, s := range m.Models {
 			if _, err := s.Load(dir); err != nil {
 				fmt.Fprintf(stdout, "FAIL %s: %v\n", s.Name, err)
 				bad++
+				if first == nil {
+					first = fmt.Errorf("%s: %w", s.Name, err)
+				}
 				continue
 			}
 			fmt.Fprintf(stdout, "ok   %s\n", s.Name)
 		}
 		if bad > 0 {
-			return fmt.Errorf("%d model files failed verification", bad)
+			// Wrap the first failure so callers (and the exit message) see
+			// why, e.g. models.ErrChecksum.
+			return fmt.Errorf("%d model file(s) failed verification; first: %w", bad, first)
 		}
 		return nil
 	}

@@ -15,7 +15,7 @@ func visionFlags(fs *flag.FlagSet) *daemon.VisionConfig {
 	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "threads per inference session (0: runtime default)")
 	fs.StringVar(&cfg.Detector, "detector", cfg.Detector, "detection model")
 	fs.StringVar(&cfg.Landmarks, "landmarks", cfg.Landmarks, "landmark model (empty: align on detector keypoints)")
-	fs.StringVar(&cfg.Align, "align", cfg.Align, "align faces on: landmarks (68-point model) or keypoints (detector); empty: landmarks if a landmark model is set")
+	fs.StringVar(&cfg.Align, "align", cfg.Align, "align faces on: landmarks (68-point model) or keypoints (detector); empty: keypoints when the detector has them")
 	fs.StringVar(&cfg.Embedder, "embedder", cfg.Embedder, "embedding model")
 	fs.StringVar(&cfg.Liveness, "liveness", cfg.Liveness, "liveness model (empty: off)")
 	fs.BoolVar(&cfg.Attributes, "attributes", false, "load the attribute models (age, gender, emotion, pose, eyes)")

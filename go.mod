@@ -8,3 +8,8 @@ require (
 	golang.org/x/image v0.47.0
 	google.golang.org/protobuf v1.36.12
 )
+
+require (
+	go.etcd.io/bbolt v1.4.3 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on caller-supplied strings. They keep records small and, for the
+// strings that become index-key prefixes, guarantee the NUL separator in
+// indexKey is unambiguous.
+const (
+	maxIDLen        = 128
+	maxTextLen      = 512
+	maxEmbedderLen  = 64
+	maxEmbeddingDim = 4096
+	// MaxImageBytes bounds a stored face image or event snapshot. A JPEG
+	// of a face or a camera frame is far smaller; anything bigger is a
+	// mistake that would bloat every backup.
+	MaxImageBytes = 8 << 20
+)
+
+// checkID accepts 1..maxIDLen bytes of UTF-8 without control characters:
+// ids come from customers' systems, so we allow any printable text, but
+// they become key prefixes and must not contain NUL.
+func checkID(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	}
+	return checkText(what, s, maxIDLen)
+}
+
+func checkText(what, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrInvalid, what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return fmt.Errorf("%w: %s %q contains a control character", ErrInvalid, what, s)
+	}
+	return nil
+}
+
+// ValidGalleryName reports whether name matches [a-zA-Z0-9_-]{1,48}, the
+// rule every vendor API we emulate can represent.
+func ValidGalleryName(name string) bool {
+	if len(name) < 1 || len(name) > 48 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkGalleryName(name string) error {
+	if !ValidGalleryName(name) {
+		return fmt.Errorf("%w: gallery name %q must match [a-zA-Z0-9_-]{1,48}", ErrInvalid, name)
+	}
+	return nil
+}
+
+// finite rejects NaN and ±Inf, which would poison distance computations in
+// the index long after the write that let them in.
+func finite(fs ...float32) bool {
+	for _, f := range fs {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// normPhotoHash lower-cases a sha256 hex digest; it is stored as 32 raw
+// bytes, so any other shape is refused rather than silently mangled.
+func normPhotoHash(h string) (string, error) {
+	if h == "" {
+		return "", nil
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return "", fmt.Errorf("%w: photo hash %q is not a sha256 hex digest", ErrInvalid, h)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// newID returns 16 random bytes in hex: unguessable, so person ids can be
+// shown to clients without leaking enrolment order or counts.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails since Go 1.24
+	return hex.EncodeToString(b[:])
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,18 +18,53 @@ import (
 
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/index"
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := subcommand(args, "pipeline", stderr)
+	verb, rest, err := subcommand(args, "pipeline, index", stderr)
 	if err != nil {
 		return err
 	}
 	switch verb {
 	case "pipeline":
 		return benchPipeline(ctx, rest, stdout, stderr)
+	case "index":
+		return benchIndex(ctx, rest, stdout, stderr)
 	}
-	return fmt.Errorf("bench: unknown verb %q (want pipeline)", verb)
+	return fmt.Errorf("bench: unknown verb %q (want pipeline or index)", verb)
+}
+
+// benchIndex measures 1:N search over synthetic unit vectors.
+func benchIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench index", stderr)
+	var cfg index.BenchConfig
+	fs.IntVar(&cfg.Size, "size", 100_000, "faces in the gallery")
+	fs.IntVar(&cfg.Dim, "dim", 512, "embedding dimension")
+	fs.IntVar(&cfg.Queries, "queries", 1000, "probes per mode")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "synthetic data seed")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Size < 1 || cfg.Dim < 1 || cfg.Queries < 1 {
+		return errors.New("bench index: --size, --dim and --queries must be positive")
+	}
+	rep, err := index.RunBench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "faces\t%d x %d-d (%s kernels, %d workers)\n", rep.Size, rep.Dim, rep.Kernels, rep.Workers)
+	fmt.Fprintf(tw, "build\t%.3f s exact, %.3f s approximate\n", rep.BuildS, rep.ApproxBuildS)
+	fmt.Fprintf(tw, "memory\t%.0f bytes per face\n", rep.BytesPerFace)
+	fmt.Fprintf(tw, "exact search\tp50 %.2f ms, p95 %.2f ms\n", rep.ExactP50MS, rep.ExactP95MS)
+	fmt.Fprintf(tw, "approximate search\tp50 %.2f ms, p95 %.2f ms\n", rep.ApproxP50MS, rep.ApproxP95MS)
+	fmt.Fprintf(tw, "recall@1\t%.4f (enrolled %.4f, strangers %.4f)\n", rep.RecallAt1, rep.RecallEnrolled, rep.RecallUnenrolled)
+	return tw.Flush()
 }
 
 // stageStats is the latency of one stage over a bench run.

@@ -4,6 +4,7 @@
 //	faced eval     measure accuracy: verify, detect, liveness
 //	faced bench    measure speed: pipeline
 //	faced models   list the model catalogue and verify the files
+//	faced backup   snapshot the store; faced restore brings one back
 //	faced version  print the version
 package main
 
@@ -28,6 +29,8 @@ commands:
   eval      measure accuracy (verify | detect | liveness)
   bench     measure speed (pipeline)
   models    list the model catalogue and verify the files (list | verify)
+  backup    write a consistent snapshot of the store: backup [--data-dir DIR] FILE
+  restore   replace the store with a snapshot: restore [--data-dir DIR] FILE
   version   print the version
 
 Run 'faced <command> -h' for a command's flags.
@@ -59,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "models":
 		return cmdModels(ctx, rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "faced", version)
 		return nil

@@ -1,0 +1,83 @@
+package service
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestConfidenceAnchorsAndMonotonic(t *testing.T) {
+	c := Calibrations["arcface-r512"]
+	for _, tc := range []struct{ cos, want float32 }{
+		{-1, 0}, {c.Low, 0.70}, {c.Medium, 0.75}, {c.Strict, 0.80}, {1, 1}, {2, 1}, {-3, 0},
+	} {
+		if got := c.Confidence(tc.cos); got < tc.want-1e-6 || got > tc.want+1e-6 {
+			t.Errorf("Confidence(%v) = %v, want %v", tc.cos, got, tc.want)
+		}
+	}
+	prev := float32(-1)
+	for x := float32(-1); x <= 1; x += 0.001 {
+		got := c.Confidence(x)
+		if got < prev {
+			t.Fatalf("not monotonic at %v: %v < %v", x, got, prev)
+		}
+		prev = got
+	}
+}
+
+func TestParseThreshold(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Threshold
+		ok   bool
+	}{
+		{"", DefaultThreshold, true},
+		{"strict", Threshold{Value: 0.80}, true},
+		{"MEDIUM", Threshold{Value: 0.75}, true},
+		{"low", Threshold{Value: 0.70}, true},
+		{"none", Threshold{None: true}, true},
+		{"0.9", Threshold{Value: 0.9}, true},
+		{"0", Threshold{Value: 0}, true},
+		{"1.5", Threshold{}, false},
+		{"-0.1", Threshold{}, false},
+		{"NaN", Threshold{}, false},
+		{"lax", Threshold{}, false},
+	} {
+		got, err := ParseThreshold(tc.in, DefaultThreshold)
+		if tc.ok != (err == nil) || (tc.ok && got != tc.want) {
+			t.Errorf("ParseThreshold(%q) = %+v, %v", tc.in, got, err)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseThreshold(%q): error %v is not ErrInvalid", tc.in, err)
+		}
+	}
+	if !(Threshold{None: true}).Accepts(0) || (Threshold{Value: 0.8}).Accepts(0.79) || !(Threshold{Value: 0.8}).Accepts(0.8) {
+		t.Error("Accepts")
+	}
+}
+
+func TestGalleryChange(t *testing.T) {
+	cur := []string{"a", "b"}
+	for _, tc := range []struct {
+		c    GalleryChange
+		want []string
+	}{
+		{GalleryChange{Add: []string{"c", "a"}}, []string{"a", "b", "c"}},
+		{GalleryChange{Del: []string{"a"}}, []string{"b"}},
+		{GalleryChange{SetGiven: true, Set: []string{"x"}, Add: []string{"y"}}, []string{"x", "y"}},
+		{GalleryChange{SetGiven: true}, []string{}},
+	} {
+		got := tc.c.Apply(cur)
+		if len(got) != len(tc.want) {
+			t.Errorf("%+v: %v, want %v", tc.c, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%+v: %v, want %v", tc.c, got, tc.want)
+			}
+		}
+	}
+	if len(cur) != 2 || cur[0] != "a" {
+		t.Error("Apply modified its input")
+	}
+}

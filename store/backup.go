@@ -121,6 +121,10 @@ func copyInto(dst *os.File, srcPath string) error {
 	return dst.Sync()
 }
 
+// Verify checks that a file (a backup) is a whole, consistent faced store
+// of a schema version this build can open, without modifying it.
+func Verify(path string) error { return validateBackup(path) }
+
 // validateBackup opens path read-only and checks it is a whole bbolt file
 // of a schema version Open can bring forward.
 func validateBackup(path string) error {

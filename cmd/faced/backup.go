@@ -12,9 +12,10 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
-// cmdBackup writes a consistent snapshot of the store to FILE. It opens the
-// store itself, so it works while the daemon is stopped; bbolt's read
-// transaction makes the copy consistent even while this process writes.
+// cmdBackup writes a consistent snapshot of the store to FILE, online: with
+// the daemon running it asks the daemon over its control socket (bbolt's
+// read transaction keeps the copy consistent while requests write), else
+// it opens the store itself.
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
@@ -24,21 +25,13 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() != 1 {
 		return errors.New("backup: want exactly one FILE")
 	}
-	db, err := store.Open(daemon.DBPath(*dataDir), store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("backup: %w: the daemon is running; stop it first (an online backup endpoint comes with the admin API)", err)
-	}
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	out := fs.Arg(0)
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".faced-backup-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	n, err := db.Backup(ctx, tmp)
+	n, err := snapshot(ctx, *dataDir, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -48,11 +41,29 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	// The snapshot must open as a faced store before it replaces anything.
+	if err := store.Verify(tmp.Name()); err != nil {
+		return fmt.Errorf("backup: the snapshot does not verify: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "backup: %d bytes written to %s\n", n, out)
 	return nil
+}
+
+// snapshot copies the store: directly when no daemon holds it, else through
+// the running daemon's control socket.
+func snapshot(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
+	db, err := store.Open(daemon.DBPath(dataDir), store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return daemon.BackupFromDaemon(ctx, dataDir, w)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return db.Backup(ctx, w)
 }
 
 // cmdRestore replaces the store with a backup (the daemon must be stopped).

@@ -3,16 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/service"
 )
 
 // cmdServe runs the daemon: loads the models and serves HTTP until the
@@ -30,21 +29,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("serve: --config is not supported yet; use flags")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
-		return fmt.Errorf("serve: data dir: %w", err)
-	}
-	v, err := daemon.OpenVision(ctx, *cfg)
+	d, err := daemon.Open(ctx, *dataDir, *cfg, service.Config{}, logger)
 	if err != nil {
 		return err
 	}
-	defer v.Close()
-	srv := api.New(v.Pipeline, logger, version, cfg.Backend)
+	defer d.Close()
+	srv := api.New(d.Vision.Pipeline, logger, version, cfg.Backend)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "embedder", v.Pipeline.EmbedderID())
+	logger.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "embedder", d.Service.EmbedderID(),
+		"faces", d.Service.IndexSize(), "data", *dataDir)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

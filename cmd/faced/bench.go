@@ -22,17 +22,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := subcommand(args, "pipeline, index", stderr)
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "pipeline":
-		return benchPipeline(ctx, rest, stdout, stderr)
-	case "index":
-		return benchIndex(ctx, rest, stdout, stderr)
-	}
-	return fmt.Errorf("bench: unknown verb %q (want pipeline or index)", verb)
+	return dispatch(ctx, "bench", map[string]command{"pipeline": benchPipeline, "index": benchIndex}, args, stdout, stderr)
 }
 
 // benchIndex measures 1:N search over synthetic unit vectors.

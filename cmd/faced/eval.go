@@ -23,19 +23,7 @@ import (
 )
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	verb, rest, err := subcommand(args, "verify, detect, liveness", stderr)
-	if err != nil {
-		return err
-	}
-	switch verb {
-	case "verify":
-		return evalVerify(ctx, rest, stdout, stderr)
-	case "detect":
-		return evalDetect(ctx, rest, stdout, stderr)
-	case "liveness":
-		return evalLiveness(ctx, rest, stdout, stderr)
-	}
-	return fmt.Errorf("eval: unknown verb %q (want verify, detect or liveness)", verb)
+	return dispatch(ctx, "eval", map[string]command{"verify": evalVerify, "detect": evalDetect, "liveness": evalLiveness}, args, stdout, stderr)
 }
 
 // openForEval loads the pipeline with one session per core, since eval

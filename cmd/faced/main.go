@@ -14,8 +14,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -77,13 +80,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-// subcommand splits "eval verify ..." into the verb and its arguments.
-func subcommand(args []string, verbs string, stderr io.Writer) (string, []string, error) {
+// command is one verb of the command line.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// dispatch runs the verb args[0] of a command that has several
+// ("faced eval verify ...").
+func dispatch(ctx context.Context, name string, verbs map[string]command, args []string, stdout, stderr io.Writer) error {
+	names := strings.Join(slices.Sorted(maps.Keys(verbs)), ", ")
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(stderr, "want one of: %s\n", verbs)
-		return "", nil, flag.ErrHelp
+		fmt.Fprintf(stderr, "usage: faced %s <%s> [flags]\n", name, names)
+		return flag.ErrHelp
 	}
-	return args[0], args[1:], nil
+	fn, ok := verbs[args[0]]
+	if !ok {
+		return fmt.Errorf("%s: unknown verb %q (want one of %s)", name, args[0], names)
+	}
+	return fn(ctx, args[1:], stdout, stderr)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

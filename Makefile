@@ -57,7 +57,10 @@ eval: build
 
 bench: build
 	$(BIN) bench pipeline --images $(EVAL_DATA)/deepface
+	$(BIN) bench index --size 100000
+	$(BIN) bench index --size 1000000
 	$(GO) test -run '^$$' -bench . -benchtime 50x ./face/
+	$(GO) test -run '^$$' -bench 'Startup100k' -benchtime 3x ./service/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -5,6 +5,7 @@
 //	faced bench    measure speed: pipeline
 //	faced models   list the model catalogue and verify the files
 //	faced backup   snapshot the store; faced restore brings one back
+//	faced keys     manage API keys (add | list | revoke)
 //	faced version  print the version
 package main
 
@@ -34,6 +35,7 @@ commands:
   models    list the model catalogue and verify the files (list | verify)
   backup    write a consistent snapshot of the store: backup [--data-dir DIR] FILE
   restore   replace the store with a snapshot: restore [--data-dir DIR] FILE
+  keys      manage API keys, daemon stopped (add | list | revoke)
   version   print the version
 
 Run 'faced <command> -h' for a command's flags.
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBackup(ctx, rest, stdout, stderr)
 	case "restore":
 		return cmdRestore(ctx, rest, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "faced", version)
 		return nil

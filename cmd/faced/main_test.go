@@ -106,7 +106,7 @@ func TestUnknownCommand(t *testing.T) {
 // TestSubcommandVerbs covers the verb dispatch of every command with
 // verbs: none is a help request, an unknown one an error.
 func TestSubcommandVerbs(t *testing.T) {
-	for _, cmd := range []string{"eval", "bench", "models"} {
+	for _, cmd := range []string{"eval", "bench", "models", "keys"} {
 		if _, _, err := faced(t, cmd); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("faced %s: err = %v, want flag.ErrHelp", cmd, err)
 		}

@@ -34,7 +34,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer d.Close()
-	srv := api.New(d.Vision.Pipeline, logger, version, cfg.Backend)
+	srv := api.New(api.Config{Service: d.Service, Logger: logger, Version: version, Backend: cfg.Backend})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err

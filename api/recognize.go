@@ -1,0 +1,247 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
+)
+
+// fail answers with the error's problem and logs what the client is not
+// told (server-side failures).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if p := problemFor(err); p.Status >= 500 {
+		s.cfg.Logger.Error("request failed", "path", r.URL.Path, "err", err)
+	}
+	writeProblem(w, r, err)
+}
+
+// PersonJSON is a person as the native API shows it.
+type PersonJSON struct {
+	ID         string         `json:"id"`
+	ExternalID string         `json:"external_id,omitempty"`
+	Name       string         `json:"name,omitempty"`
+	Email      string         `json:"email,omitempty"`
+	Phone      string         `json:"phone,omitempty"`
+	Meta       store.Metadata `json:"meta,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
+}
+
+func personJSON(p store.Person) PersonJSON {
+	return PersonJSON{ID: p.ID, ExternalID: p.ExternalID, Name: p.Name, Email: p.Email, Phone: p.Phone,
+		Meta: p.Meta, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+func (s *Server) device(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	type model struct {
+		Name   string `json:"name"`
+		Task   string `json:"task"`
+		SHA256 string `json:"sha256"`
+	}
+	var ms []model
+	for _, m := range svc.Pipeline().Models() {
+		ms = append(ms, model{m.Name, string(m.Task), m.SHA256})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": s.cfg.Version, "backend": s.cfg.Backend, "models": ms,
+		"embedder": svc.EmbedderID(), "uptime_s": int(time.Since(s.started).Seconds()),
+		"faces": svc.IndexSize(),
+	})
+}
+
+// detectOptions reads the per-request stage switches.
+func detectOptions(q *request) (face.Options, error) {
+	var o face.Options
+	var err error
+	if o.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
+		return o, badRequest("bad_selector", err.Error())
+	}
+	for name, dst := range map[string]*bool{
+		"landmarks68": &o.Landmarks68, "liveness": &o.Liveness, "attributes": &o.Attributes, "embedding": &o.Embed,
+	} {
+		if *dst, err = q.boolean(name); err != nil {
+			return o, err
+		}
+	}
+	if o.MinFaceSize, err = q.integer("min_size", 0); err != nil || o.MinFaceSize < 0 {
+		return o, badRequest("bad_min_size", "min_size must be a non-negative integer")
+	}
+	return o, nil
+}
+
+// detect: POST /v1/detect.
+func (s *Server) detect(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	photo, err := q.photo("photo")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	opts, err := detectOptions(q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	faces, err := svc.Detect(r.Context(), photo, opts)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if faces == nil {
+		faces = []face.Face{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"faces": faces})
+}
+
+// liveness: POST /v1/liveness — a real/spoof score per face (0.5 is the
+// model's boundary).
+func (s *Server) liveness(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	photo, err := q.photo("photo")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sel, err := face.ParseSelector(q.str("mf_selector"))
+	if err != nil {
+		s.fail(w, r, badRequest("bad_selector", err.Error()))
+		return
+	}
+	faces, err := svc.Liveness(r.Context(), photo, sel)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type liveFace struct {
+		Box   face.Box `json:"box"`
+		Score float32  `json:"score"`
+		Live  bool     `json:"live"`
+	}
+	out := []liveFace{}
+	for _, f := range faces {
+		out = append(out, liveFace{Box: f.Box, Score: *f.Liveness, Live: *f.Liveness >= 0.5})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"faces": out})
+}
+
+// verify: POST /v1/verify with photo1 and photo2, or photo1 and person_id.
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req := service.VerifyRequest{PersonID: q.str("person_id")}
+	if req.PhotoA, err = q.photo("photo1"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.PersonID == "" {
+		if req.PhotoB, err = q.photo("photo2"); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
+		s.fail(w, r, badRequest("bad_selector", err.Error()))
+		return
+	}
+	res, err := svc.Verify(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type pair struct {
+		Face1      face.Box `json:"face1"`
+		Face2      face.Box `json:"face2"`
+		FaceID     uint64   `json:"face_id,omitempty"`
+		Similarity float32  `json:"similarity"`
+		Confidence float32  `json:"confidence"`
+		Match      *bool    `json:"match,omitempty"` // absent with threshold=none
+	}
+	pairs := []pair{}
+	for _, p := range res.Pairs {
+		pp := pair{Face1: p.A, Face2: p.B, FaceID: p.FaceID, Similarity: p.Similarity, Confidence: p.Confidence}
+		if !req.Threshold.None {
+			m := p.Match
+			pp.Match = &m
+		}
+		pairs = append(pairs, pp)
+	}
+	out := map[string]any{"pairs": pairs}
+	if !req.Threshold.None {
+		out["verified"] = res.Verified
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// identify: POST /v1/identify.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req := service.IdentifyRequest{Galleries: q.list("gallery"), CameraID: q.str("camera_id")}
+	if req.Photo, err = q.photo("photo"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.N, err = q.integer("n", 1); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
+		s.fail(w, r, badRequest("bad_selector", err.Error()))
+		return
+	}
+	if req.Record, err = q.boolean("record"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := svc.Identify(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type match struct {
+		FaceID     uint64     `json:"face_id"`
+		Person     PersonJSON `json:"person"`
+		Similarity float32    `json:"similarity"`
+		Confidence float32    `json:"confidence"`
+	}
+	type identified struct {
+		Box     face.Box `json:"box"`
+		Score   float32  `json:"score"`
+		Matches []match  `json:"matches"`
+		EventID uint64   `json:"event_id,omitempty"`
+	}
+	out := []identified{}
+	for _, f := range res {
+		id := identified{Box: f.Face.Box, Score: f.Face.Score, Matches: []match{}, EventID: f.EventID}
+		for _, m := range f.Matches {
+			id.Matches = append(id.Matches, match{FaceID: m.FaceID, Person: personJSON(m.Person), Similarity: m.Similarity, Confidence: m.Confidence})
+		}
+		out = append(out, id)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"faces": out})
+}

@@ -1,0 +1,210 @@
+// Package api serves faced's native HTTP API (/v1) on top of package
+// service: authentication with scoped API keys, bounded inference
+// concurrency, request limits and RFC 9457 problem+json errors with stable
+// codes. Vendor dialects mount beside it and share the same middleware.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/facedhq/faced/auth"
+	"github.com/facedhq/faced/service"
+)
+
+// Config tunes a Server.
+type Config struct {
+	// Service runs the operations; nil means not ready (503) — the daemon
+	// serves health checks while models load.
+	Service *service.Service
+	Logger  *slog.Logger
+	Version string
+	Backend string
+	// MaxBody caps request bodies (default 10 MB).
+	MaxBody int64
+	// RequestTimeout bounds one request (default 30 s).
+	RequestTimeout time.Duration
+	// MaxInFlight requests may run the pipeline at once (default one per
+	// core); up to MaxQueue more wait, and beyond that requests get 429.
+	MaxInFlight int
+	MaxQueue    int
+}
+
+// Server is the HTTP front. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	svc     atomic.Pointer[service.Service]
+	started time.Time
+	slots   chan struct{}
+	queued  atomic.Int64
+}
+
+// New returns a server; SetService may supply the service later.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 10 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = runtime.NumCPU()
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 4 * cfg.MaxInFlight
+	}
+	s := &Server{cfg: cfg, started: time.Now(), slots: make(chan struct{}, cfg.MaxInFlight)}
+	if cfg.Service != nil {
+		s.svc.Store(cfg.Service)
+	}
+	return s
+}
+
+// SetService makes the server ready.
+func (s *Server) SetService(svc *service.Service) { s.svc.Store(svc) }
+
+// route is one endpoint: the scope it needs ("" for none) and whether it
+// runs the vision pipeline (and so takes an inference slot).
+type route struct {
+	pattern   string
+	scope     string
+	inference bool
+	handler   func(w http.ResponseWriter, r *http.Request, svc *service.Service)
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /v1/device", auth.ScopeRead, false, s.device},
+		{"POST /v1/detect", auth.ScopeRead, true, s.detect},
+		{"POST /v1/verify", auth.ScopeRead, true, s.verify},
+		{"POST /v1/identify", auth.ScopeRead, true, s.identify},
+		{"POST /v1/liveness", auth.ScopeRead, true, s.liveness},
+	}
+}
+
+// Routes lists the served patterns ("METHOD /path"), for the OpenAPI check.
+func (s *Server) Routes() []string {
+	out := []string{"GET /healthz", "GET /readyz"}
+	for _, r := range s.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+// Handler routes every endpoint through the middleware.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.svc.Load() == nil {
+			writeProblem(w, r, errNotReady)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	return s.logRequests(mux)
+}
+
+// wrap applies readiness, limits, auth and the inference queue to a route.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		svc := s.svc.Load()
+		if svc == nil {
+			writeProblem(w, r, errNotReady)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+		if rt.scope != "" {
+			if _, err := svc.Authenticate(ctx, requestToken(r), rt.scope); err != nil {
+				writeProblem(w, r, err)
+				return
+			}
+		}
+		if rt.inference {
+			release, err := s.acquire(ctx)
+			if err != nil {
+				writeProblem(w, r, err)
+				return
+			}
+			defer release()
+		}
+		rt.handler(w, r, svc)
+	})
+}
+
+// requestToken reads the native API's key: "Authorization: Bearer <key>"
+// or "X-API-Key: <key>".
+func requestToken(r *http.Request) string {
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return v
+	}
+	return r.Header.Get("X-API-Key")
+}
+
+// acquire takes an inference slot, waiting in a bounded queue: beyond
+// MaxQueue waiters the request is refused with 429 at once, so load beyond
+// capacity costs a fast error, not a pile of goroutines and memory.
+func (s *Server) acquire(ctx context.Context) (func(), error) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+	}
+	if s.queued.Add(1) > int64(s.cfg.MaxQueue) {
+		s.queued.Add(-1)
+		return nil, errBusy
+	}
+	defer s.queued.Add(-1)
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests gives every request an id (echoed as X-Request-ID) and logs
+// method, path, status and duration — never bodies, keys or biometrics.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if id == "" || len(id) > 64 {
+			var b [8]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-ID", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		s.cfg.Logger.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
+	})
+}

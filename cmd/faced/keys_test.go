@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/facedhq/faced/auth"
+	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
+)
+
+// authenticate opens the store of dataDir (the command must have closed
+// it) and checks token for the scope need.
+func authenticate(t *testing.T, dataDir, token, need string) (store.APIKey, error) {
+	t.Helper()
+	db, err := store.Open(daemon.DBPath(dataDir), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return service.Authenticate(t.Context(), db, token, need)
+}
+
+// addKey runs keys add and returns the token it printed.
+func addKey(t *testing.T, dataDir, name, scopes string) (token string) {
+	t.Helper()
+	out, errOut, err := faced(t, "keys", "add", "--data-dir", dataDir, "--name", name, "--scopes", scopes)
+	if err != nil {
+		t.Fatalf("keys add: %v\nstderr:\n%s", err, errOut)
+	}
+	token = strings.TrimSuffix(out, "\n")
+	if strings.ContainsAny(token, " \n\t") {
+		t.Fatalf("keys add stdout is not just the token: %q", out)
+	}
+	id, _, err := auth.Parse(token)
+	if err != nil {
+		t.Fatalf("keys add printed %q, not a token: %v", token, err)
+	}
+	if !strings.Contains(errOut, "not be shown again") || !strings.Contains(errOut, id) {
+		t.Errorf("keys add stderr lacks the key id or the shown-once hint: %q", errOut)
+	}
+	if strings.Contains(errOut, token) {
+		t.Error("keys add printed the token twice")
+	}
+	return token
+}
+
+func TestKeysAddListRevoke(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // created by keys add
+	token := addKey(t, dir, "door camera", "read,write")
+	id, secret, _ := auth.Parse(token)
+
+	k, err := authenticate(t, dir, token, auth.ScopeWrite)
+	if err != nil {
+		t.Fatalf("Authenticate(write): %v", err)
+	}
+	if k.ID != id || k.Name != "door camera" {
+		t.Errorf("authenticated key %q %q, want %q %q", k.ID, k.Name, id, "door camera")
+	}
+	if _, err := authenticate(t, dir, token, auth.ScopeRead); err != nil {
+		t.Errorf("Authenticate(read): %v", err)
+	}
+	if _, err := authenticate(t, dir, token, auth.ScopeAdmin); !errors.Is(err, service.ErrForbidden) {
+		t.Errorf("Authenticate(admin) = %v, want ErrForbidden", err)
+	}
+
+	other := addKey(t, dir, "admin console", "admin")
+	if other == token {
+		t.Fatal("two keys share a token")
+	}
+
+	out := mustFaced(t, "keys", "list", "--data-dir", dir)
+	for _, want := range []string{"ID", "NAME", id, "door camera", "read,write", "admin console"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("keys list lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, token) {
+		t.Errorf("keys list shows a secret:\n%s", out)
+	}
+
+	var listed []struct {
+		ID      string     `json:"id"`
+		Name    string     `json:"name"`
+		Scopes  []string   `json:"scopes"`
+		Created time.Time  `json:"created"`
+		Revoked *time.Time `json:"revoked"`
+	}
+	out = mustFaced(t, "keys", "list", "--data-dir", dir, "--json")
+	if strings.Contains(out, secret) {
+		t.Errorf("keys list --json shows the secret:\n%s", out)
+	}
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatalf("keys list --json: %v\n%s", err, out)
+	}
+	if len(listed) != 2 {
+		t.Fatalf("keys list --json: %d keys, want 2:\n%s", len(listed), out)
+	}
+	for _, l := range listed {
+		if l.ID == id && (l.Name != "door camera" || strings.Join(l.Scopes, ",") != "read,write" || l.Created.IsZero() || l.Revoked != nil) {
+			t.Errorf("keys list --json: %+v", l)
+		}
+	}
+
+	// Flags after the ID work too.
+	out = mustFaced(t, "keys", "revoke", id, "--data-dir", dir)
+	if !strings.Contains(out, id) {
+		t.Errorf("keys revoke printed %q, want the id", out)
+	}
+	if _, err := authenticate(t, dir, token, auth.ScopeRead); !errors.Is(err, service.ErrUnauthorized) {
+		t.Errorf("Authenticate after revoke = %v, want ErrUnauthorized", err)
+	}
+	if _, err := authenticate(t, dir, other, auth.ScopeAdmin); err != nil {
+		t.Errorf("revoking one key broke another: %v", err)
+	}
+	mustFaced(t, "keys", "revoke", "--data-dir", dir, id) // again: harmless
+
+	out = mustFaced(t, "keys", "list", "--data-dir", dir, "--json")
+	listed = nil
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range listed {
+		if (l.ID == id) != (l.Revoked != nil) {
+			t.Errorf("after revoke: key %s revoked = %v", l.ID, l.Revoked)
+		}
+	}
+}
+
+func TestKeysListEmpty(t *testing.T) {
+	dir := t.TempDir()
+	out := mustFaced(t, "keys", "list", "--data-dir", dir, "--json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Errorf("keys list --json on an empty dir = %q, want []", out)
+	}
+	if out := mustFaced(t, "keys", "list", "--data-dir", dir); out != "" {
+		t.Errorf("keys list on an empty dir printed %q", out)
+	}
+}
+
+func TestKeysErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add", "--scopes", "read"}, "--name"},
+		{[]string{"add", "--name", "x"}, "at least one scope"},
+		{[]string{"add", "--name", "x", "--scopes", "read,root"}, `unknown scope "root"`},
+		{[]string{"revoke"}, "exactly one"},
+		{[]string{"revoke", "a", "b"}, "exactly one"},
+	} {
+		args := append([]string{"keys"}, tc.args...)
+		args = append(args, "--data-dir", dir)
+		if _, _, err := faced(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("faced %s: err = %v, want %q", strings.Join(args, " "), err, tc.want)
+		}
+	}
+	// An unknown id, both with no store yet and with one.
+	if _, _, err := faced(t, "keys", "revoke", "--data-dir", dir, "0123456789ab"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke unknown id (no store): err = %v, want ErrNotFound", err)
+	}
+	addKey(t, dir, "k", "read")
+	if _, _, err := faced(t, "keys", "revoke", "--data-dir", dir, "0123456789ab"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke unknown id: err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestKeysDaemonRunning: with the store held (as by the running daemon)
+// the keys verbs refuse and say why.
+func TestKeysDaemonRunning(t *testing.T) {
+	dir := t.TempDir()
+	token := addKey(t, dir, "k", "read")
+	id, _, _ := auth.Parse(token)
+	db, err := store.Open(daemon.DBPath(dir), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, args := range [][]string{
+		{"keys", "add", "--data-dir", dir, "--name", "n", "--scopes", "read"},
+		{"keys", "revoke", "--data-dir", dir, id},
+	} {
+		_, _, err := faced(t, args...)
+		if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "daemon is running") ||
+			!strings.Contains(err.Error(), "stop") {
+			t.Errorf("faced %s with the store locked: err = %v, want the daemon-running error", strings.Join(args, " "), err)
+		}
+	}
+}

@@ -78,7 +78,7 @@ func problemFor(err error) *Problem {
 // writeProblem answers with the problem for err.
 func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	p := *problemFor(err)
-	p.Type, p.Title = "about:blank", http.StatusText(p.Status)
+	p.Type, p.Title = "about:blank", problemTitle(p.Status)
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="faced"`)
 	}
@@ -88,6 +88,15 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(p)
+}
+
+// problemTitle is the status text, including 499 (nginx's "client closed
+// request", which net/http does not name).
+func problemTitle(status int) string {
+	if status == 499 {
+		return "Client Closed Request"
+	}
+	return http.StatusText(status)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -202,8 +202,9 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request, svc *service.S
 		s.fail(w, r, err)
 		return
 	}
-	if req.N, err = q.integer("n", 1); err != nil {
-		s.fail(w, r, err)
+	if req.N, err = q.integer("n", 1); err != nil || req.N < 1 {
+		// The service reads 0 as 1; a client asking for no match is wrong.
+		s.fail(w, r, badRequest("invalid", "n must be an integer from 1 to 100"))
 		return
 	}
 	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {

@@ -89,6 +89,22 @@ func (s *Server) routes() []route {
 		{"POST /v1/verify", auth.ScopeRead, true, s.verify},
 		{"POST /v1/identify", auth.ScopeRead, true, s.identify},
 		{"POST /v1/liveness", auth.ScopeRead, true, s.liveness},
+		{"GET /v1/openapi.json", "", false, s.openapi},
+		{"POST /v1/persons", auth.ScopeWrite, true, s.createPerson},
+		{"GET /v1/persons", auth.ScopeRead, false, s.listPersons},
+		{"GET /v1/persons/{id}", auth.ScopeRead, false, s.getPerson},
+		{"PATCH /v1/persons/{id}", auth.ScopeWrite, false, s.updatePerson},
+		{"DELETE /v1/persons/{id}", auth.ScopeWrite, false, s.deletePerson},
+		{"POST /v1/persons/{id}/faces", auth.ScopeWrite, true, s.addFaces},
+		{"DELETE /v1/persons/{id}/faces/{face_id}", auth.ScopeWrite, false, s.deletePersonFace},
+		{"GET /v1/faces", auth.ScopeRead, false, s.listFaces},
+		{"GET /v1/faces/{id}", auth.ScopeRead, false, s.getFace},
+		{"PATCH /v1/faces/{id}", auth.ScopeWrite, false, s.updateFace},
+		{"DELETE /v1/faces/{id}", auth.ScopeWrite, false, s.deleteFace},
+		{"GET /v1/galleries", auth.ScopeRead, false, s.listGalleries},
+		{"POST /v1/galleries", auth.ScopeWrite, false, s.createGallery},
+		{"DELETE /v1/galleries/{name}", auth.ScopeWrite, false, s.deleteGallery},
+		{"GET /v1/events", auth.ScopeRead, false, s.listEvents},
 	}
 }
 
@@ -153,7 +169,8 @@ func (s *Server) wrap(rt route) http.Handler {
 // requestToken reads the native API's key: "Authorization: Bearer <key>"
 // or "X-API-Key: <key>".
 func requestToken(r *http.Request) string {
-	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	if scheme, v, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return v
 	}
 	return r.Header.Get("X-API-Key")

@@ -67,7 +67,11 @@ func DecodeEmotion(outs []accel.Tensor) ([]float32, error) {
 
 // Pose is the head orientation in degrees: yaw (left/right), pitch
 // (up/down), roll (tilt).
-type Pose struct{ Yaw, Pitch, Roll float32 }
+type Pose struct {
+	Yaw   float32 `json:"yaw"`
+	Pitch float32 `json:"pitch"`
+	Roll  float32 `json:"roll"`
+}
 
 // DecodePose reads HopeNet's three heads of 66 bins of 3 degrees from -99:
 // the expectation over each softmax is the angle.

@@ -245,8 +245,18 @@ func (s *session) Run(ctx context.Context, inputs []accel.Tensor) ([]accel.Tenso
 	defer runOpts.Destroy()
 	// A cancelled request stops the inference instead of finishing it for
 	// nobody.
-	stop := context.AfterFunc(ctx, func() { runOpts.Terminate() })
-	defer stop()
+	// stop does not wait for a Terminate already started: wait for it, or
+	// it could run on the options Destroy (deferred above) has freed.
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(terminated)
+		runOpts.Terminate()
+	})
+	defer func() {
+		if !stop() {
+			<-terminated
+		}
+	}()
 	if err := s.sess.RunWithOptions(ins, outs, runOpts); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

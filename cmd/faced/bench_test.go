@@ -92,3 +92,20 @@ func TestBenchPipelineErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchHTTP runs the HTTP load generator briefly: every level must
+// report requests without errors (no timing assertions).
+func TestBenchHTTP(t *testing.T) {
+	image := filepath.Join(testenv.DataDir(t), "deepface", "img1.jpg")
+	out := mustFaced(t, "bench", "http", "--persons", "50", "--duration", "300ms", "--image", image, "--json")
+	var rep httpReport
+	decodeJSON(t, out, &rep, "persons", "pipeline_per_s", "loads")
+	if rep.Persons != 50 || rep.PipelinePerSec <= 0 || len(rep.Loads) != 6 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, l := range rep.Loads {
+		if l.Requests == 0 || l.Errors != 0 {
+			t.Errorf("%s at %d clients: %d requests, %d errors", l.Endpoint, l.Clients, l.Requests, l.Errors)
+		}
+	}
+}

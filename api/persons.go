@@ -1,0 +1,467 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
+)
+
+// maxEnrolPhotos bounds the photos of one enrolment request: each runs the
+// whole pipeline while the request holds an inference slot.
+const maxEnrolPhotos = 32
+
+// FaceJSON is an enrolled face as the native API shows it. The embedding
+// is biometric data: it is only sent when the request asks for it
+// (?embedding=true).
+type FaceJSON struct {
+	ID        uint64         `json:"id"`
+	PersonID  string         `json:"person_id"`
+	Galleries []string       `json:"galleries"`
+	Box       face.Box       `json:"box"`
+	PhotoHash string         `json:"photo_hash,omitempty"`
+	Embedder  string         `json:"embedder"`
+	Quality   float32        `json:"quality"`
+	Meta      store.Metadata `json:"meta,omitempty"`
+	CameraID  string         `json:"camera_id,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	HasImage  bool           `json:"has_image"`
+	Embedding []float32      `json:"embedding,omitempty"`
+}
+
+func faceJSON(f store.Face, withEmbedding bool) FaceJSON {
+	out := FaceJSON{
+		ID: f.ID, PersonID: f.PersonID, Galleries: f.Galleries,
+		Box:       face.Box{X1: f.Box[0], Y1: f.Box[1], X2: f.Box[2], Y2: f.Box[3]},
+		PhotoHash: f.PhotoHash, Embedder: f.EmbedderID, Quality: f.Quality, Meta: f.Meta,
+		CameraID: f.CameraID, CreatedAt: f.CreatedAt, HasImage: f.HasImage,
+	}
+	if out.Galleries == nil {
+		out.Galleries = []string{}
+	}
+	if withEmbedding {
+		out.Embedding = f.Embedding
+	}
+	return out
+}
+
+// facesJSON converts faces that carry their embeddings (fresh from the
+// store's writes or GetFace).
+func facesJSON(faces []store.Face, withEmbedding bool) []FaceJSON {
+	out := make([]FaceJSON, 0, len(faces))
+	for _, f := range faces {
+		out = append(out, faceJSON(f, withEmbedding))
+	}
+	return out
+}
+
+// listedFacesJSON converts faces from a list, which leaves vectors out:
+// with withEmbedding each is fetched again (a face deleted meanwhile is
+// dropped).
+func listedFacesJSON(r *http.Request, svc *service.Service, faces []store.Face, withEmbedding bool) ([]FaceJSON, error) {
+	out := make([]FaceJSON, 0, len(faces))
+	for _, f := range faces {
+		if withEmbedding {
+			full, err := svc.GetFace(r.Context(), f.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			f = full
+		}
+		out = append(out, faceJSON(f, withEmbedding))
+	}
+	return out, nil
+}
+
+// pageJSON is one page of a list; Next is absent on the last page.
+type pageJSON[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// queryBool reads a true/false query parameter (absent: false).
+func queryBool(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("invalid", fmt.Sprintf("%s must be true or false", name))
+	}
+	return b, nil
+}
+
+// listOptions reads ?cursor= and ?limit= (1..1000, default 100).
+func listOptions(r *http.Request) (store.ListOptions, error) {
+	q := r.URL.Query()
+	o := store.ListOptions{Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return o, badRequest("invalid", "limit must be a positive integer")
+		}
+		o.Limit = n
+	}
+	return o, nil
+}
+
+// pathFaceID parses a face id path segment: a positive decimal integer.
+func pathFaceID(r *http.Request, name string) (uint64, error) {
+	s := r.PathValue(name)
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, badRequest("invalid", fmt.Sprintf("face id %q must be a positive integer", s))
+	}
+	return id, nil
+}
+
+// parseMeta reads metadata given as a JSON object (in JSON bodies) or as a
+// string holding one (form fields, query).
+func parseMeta(s string) (store.Metadata, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var m store.Metadata
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, badRequest("invalid", "meta must be a JSON object")
+	}
+	return m, nil
+}
+
+// formList reads a list parameter: a JSON array, a comma-separated value,
+// or (in a multipart form) the field repeated.
+func formList(r *http.Request, q *request, name string) []string {
+	if r.MultipartForm != nil {
+		if vs := r.MultipartForm.Value[name]; len(vs) > 1 {
+			var out []string
+			for _, v := range vs {
+				for _, s := range strings.Split(v, ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						out = append(out, s)
+					}
+				}
+			}
+			return out
+		}
+	}
+	return q.list(name)
+}
+
+// enrolPhotos collects the photos of an enrolment, in request order, from
+// "photo" (repeatable file, raw body, base64 string or array) or "photos".
+func enrolPhotos(q *request) ([][]byte, error) {
+	a, b := q.photos["photo"], q.photos["photos"]
+	if len(a) > 0 && len(b) > 0 {
+		return nil, badRequest("bad_photo", `send the photos under "photo" or "photos", not both`)
+	}
+	photos := append(a, b...)
+	switch {
+	case len(photos) == 0:
+		return nil, badRequest("no_photo", `the request has no "photo" or "photos"`)
+	case len(photos) > maxEnrolPhotos:
+		return nil, badRequest("invalid", fmt.Sprintf("at most %d photos per request, got %d", maxEnrolPhotos, len(photos)))
+	}
+	return photos, nil
+}
+
+// enrolSelector reads mf_selector for enrolment: biggest (the default) or
+// reject; one photo enrols one face, so all is refused.
+func enrolSelector(q *request) (face.Selector, error) {
+	v := q.str("mf_selector")
+	if v == "" {
+		return face.SelectBiggest, nil
+	}
+	sel, err := face.ParseSelector(v)
+	if err != nil {
+		return "", badRequest("bad_selector", err.Error())
+	}
+	if sel == face.SelectAll {
+		return "", badRequest("bad_selector", "enrolment takes one face per photo: mf_selector must be biggest or reject")
+	}
+	return sel, nil
+}
+
+// createPerson: POST /v1/persons — a person with one face per photo,
+// atomically.
+func (s *Server) createPerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req := service.EnrollRequest{
+		Person: store.Person{ID: q.str("id"), ExternalID: q.str("external_id"), Name: q.str("name"),
+			Email: q.str("email"), Phone: q.str("phone")},
+		FaceInput: service.FaceInput{Galleries: formList(r, q, "galleries"), CameraID: q.str("camera_id")},
+	}
+	withEmbedding, err := q.boolean("embedding")
+	if err == nil {
+		req.Person.Meta, err = parseMeta(q.str("meta"))
+	}
+	if err == nil {
+		req.Selector, err = enrolSelector(q)
+	}
+	if err == nil {
+		req.Photos, err = enrolPhotos(q)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, faces, err := svc.Enroll(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/persons/"+url.PathEscape(p.ID))
+	writeJSON(w, http.StatusCreated, map[string]any{"person": personJSON(p), "faces": facesJSON(faces, withEmbedding)})
+}
+
+// getPerson: GET /v1/persons/{id} — the person with its faces (the first
+// 1000; faces_next continues at GET /v1/faces?person_id=).
+func (s *Server) getPerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	withEmbedding, err := queryBool(r, "embedding")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := svc.GetPerson(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page, err := svc.ListFaces(r.Context(), store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	faces, err := listedFacesJSON(r, svc, page.Items, withEmbedding)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := map[string]any{"person": personJSON(p), "faces": faces}
+	if page.Next != "" {
+		out["faces_next"] = page.Next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listPersons: GET /v1/persons?cursor=&limit=&gallery=.
+func (s *Server) listPersons(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	o, err := listOptions(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o.Gallery = r.URL.Query().Get("gallery")
+	page, err := svc.ListPersons(r.Context(), o)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := pageJSON[PersonJSON]{Items: make([]PersonJSON, 0, len(page.Items)), Next: page.Next}
+	for _, p := range page.Items {
+		out.Items = append(out.Items, personJSON(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// decodePatch reads a PATCH body: a JSON object (application/json or
+// application/merge-patch+json) whose keys must all be in allowed.
+func decodePatch(r *http.Request, allowed ...string) (map[string]json.RawMessage, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/json" && ct != "application/merge-patch+json" {
+		return nil, &Problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Detail: "send application/json or application/merge-patch+json"}
+	}
+	var obj map[string]json.RawMessage
+	dec := json.NewDecoder(r.Body)
+	err := dec.Decode(&obj)
+	if err == nil && dec.Decode(new(json.RawMessage)) != io.EOF {
+		err = errors.New("data after the object")
+	}
+	if err == nil && obj == nil {
+		err = errors.New("want an object")
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, badRequest("bad_body", "malformed JSON: "+err.Error())
+	}
+	for k := range obj {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			return nil, badRequest("invalid", fmt.Sprintf("%q cannot be changed (allowed: %s)", k, strings.Join(allowed, ", ")))
+		}
+	}
+	return obj, nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// patchString reads a string field of a patch; null clears it.
+func patchString(obj map[string]json.RawMessage, key string) (v string, given bool, err error) {
+	raw, ok := obj[key]
+	if !ok {
+		return "", false, nil
+	}
+	if isNull(raw) {
+		return "", true, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", false, badRequest("invalid", fmt.Sprintf("%s must be a string or null", key))
+	}
+	return v, true, nil
+}
+
+// patchMeta reads the meta field of a patch: an object replaces the
+// metadata, null clears it.
+func patchMeta(obj map[string]json.RawMessage) (m store.Metadata, given bool, err error) {
+	raw, ok := obj["meta"]
+	if !ok {
+		return nil, false, nil
+	}
+	if isNull(raw) {
+		return store.Metadata{}, true, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, false, badRequest("invalid", "meta must be a JSON object or null")
+	}
+	if m == nil {
+		m = store.Metadata{}
+	}
+	return m, true, nil
+}
+
+// updatePerson: PATCH /v1/persons/{id} — merge semantics: the fields
+// given replace the stored ones (meta as a whole), null clears one, absent
+// fields are kept.
+func (s *Server) updatePerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	id := r.PathValue("id")
+	obj, err := decodePatch(r, "id", "external_id", "name", "email", "phone", "meta")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if v, given, err := patchString(obj, "id"); err != nil || (given && v != id) {
+		s.fail(w, r, badRequest("invalid", "a person's id cannot change"))
+		return
+	}
+	type field struct {
+		v     string
+		given bool
+	}
+	fields := map[string]*field{"external_id": {}, "name": {}, "email": {}, "phone": {}}
+	for k, f := range fields {
+		if f.v, f.given, err = patchString(obj, k); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	meta, metaGiven, err := patchMeta(obj)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := svc.UpdatePerson(r.Context(), id, func(p *store.Person) error {
+		for k, dst := range map[string]*string{"external_id": &p.ExternalID, "name": &p.Name, "email": &p.Email, "phone": &p.Phone} {
+			if f := fields[k]; f.given {
+				*dst = f.v
+			}
+		}
+		if metaGiven {
+			p.Meta = meta
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, personJSON(p))
+}
+
+// deletePerson: DELETE /v1/persons/{id} — the person, its faces, vectors
+// and images; events keep the ids.
+func (s *Server) deletePerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	if err := svc.DeletePerson(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// addFaces: POST /v1/persons/{id}/faces — more photos of a person.
+func (s *Server) addFaces(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	q, err := parseRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := service.FaceInput{Galleries: formList(r, q, "galleries"), CameraID: q.str("camera_id")}
+	withEmbedding, err := q.boolean("embedding")
+	if err == nil {
+		in.Meta, err = parseMeta(q.str("meta"))
+	}
+	if err == nil {
+		in.Selector, err = enrolSelector(q)
+	}
+	var photos [][]byte
+	if err == nil {
+		photos, err = enrolPhotos(q)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	faces, err := svc.AddFaces(r.Context(), r.PathValue("id"), photos, in)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"faces": facesJSON(faces, withEmbedding)})
+}
+
+// deletePersonFace: DELETE /v1/persons/{id}/faces/{face_id} — 404 unless
+// the face is that person's.
+func (s *Server) deletePersonFace(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+	fid, err := pathFaceID(r, "face_id")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	pid := r.PathValue("id")
+	f, err := svc.GetFace(r.Context(), fid)
+	if err == nil && f.PersonID != pid {
+		err = fmt.Errorf("face %d of person %q: %w", fid, pid, store.ErrNotFound)
+	}
+	if err == nil {
+		err = svc.DeleteFace(r.Context(), fid)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -41,7 +41,7 @@ func (s *Server) listGalleries(w http.ResponseWriter, r *http.Request, svc *serv
 
 // createGallery: POST /v1/galleries {name, meta}.
 func (s *Server) createGallery(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -199,7 +199,7 @@ func enrolSelector(q *request) (face.Selector, error) {
 // createPerson: POST /v1/persons — a person with one face per photo,
 // atomically.
 func (s *Server) createPerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -414,7 +414,7 @@ func (s *Server) deletePerson(w http.ResponseWriter, r *http.Request, svc *servi
 
 // addFaces: POST /v1/persons/{id}/faces — more photos of a person.
 func (s *Server) addFaces(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -74,7 +74,7 @@ func detectOptions(q *request) (face.Options, error) {
 
 // detect: POST /v1/detect.
 func (s *Server) detect(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -103,7 +103,7 @@ func (s *Server) detect(w http.ResponseWriter, r *http.Request, svc *service.Ser
 // liveness: POST /v1/liveness — a real/spoof score per face (0.5 is the
 // model's boundary).
 func (s *Server) liveness(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -137,7 +137,7 @@ func (s *Server) liveness(w http.ResponseWriter, r *http.Request, svc *service.S
 
 // verify: POST /v1/verify with photo1 and photo2, or photo1 and person_id.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -192,7 +192,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, svc *service.Ser
 
 // identify: POST /v1/identify.
 func (s *Server) identify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := parseRequest(r)
+	q, err := s.parseRequest(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return

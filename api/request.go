@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,15 +12,17 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/facedhq/faced/face"
 )
 
 // request is a parsed request: photos by field name and scalar parameters
 // from the query, form fields or JSON body (body wins over query).
 //
 // Photos arrive as multipart files, as a raw image/* body (field "photo"),
-// or in JSON as base64 strings (optionally a data: URI). An http(s) URL in
-// place of a photo is refused: fetching URLs would turn the device into an
-// SSRF proxy, so it stays off until an allow-list is configured.
+// or in JSON as base64 strings (optionally a data: URI) or http(s) URLs.
+// URLs are fetched only from allow-listed hosts (see FetchConfig): an edge
+// device must not become an SSRF proxy into its network.
 type request struct {
 	photos map[string][][]byte
 	params map[string]string
@@ -30,7 +33,7 @@ type request struct {
 // (the body itself is capped by MaxBytesReader).
 const maxMultipartMemory = 16 << 20
 
-func parseRequest(r *http.Request) (*request, error) {
+func (s *Server) parseRequest(r *http.Request) (*request, error) {
 	q := &request{photos: map[string][][]byte{}, params: map[string]string{}, lists: map[string][]string{}}
 	for k, v := range r.URL.Query() {
 		if len(v) > 0 {
@@ -74,7 +77,7 @@ func parseRequest(r *http.Request) (*request, error) {
 			}
 		}
 	case ct == "application/json":
-		if err := q.parseJSON(r.Body); err != nil {
+		if err := q.parseJSON(r.Context(), r.Body, s.fetcher); err != nil {
 			return nil, err
 		}
 	case ct == "" && r.ContentLength == 0:
@@ -88,7 +91,7 @@ func parseRequest(r *http.Request) (*request, error) {
 // parseJSON reads a flat JSON object: strings, numbers and booleans become
 // parameters, strings (or arrays of strings) under photo* keys are photos,
 // other arrays of strings are lists.
-func (q *request) parseJSON(body io.Reader) error {
+func (q *request) parseJSON(ctx context.Context, body io.Reader, f *fetcher) error {
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(&obj); err != nil {
@@ -108,9 +111,9 @@ func (q *request) parseJSON(body io.Reader) error {
 			}
 			if strings.HasPrefix(k, "photo") {
 				for i, s := range list {
-					data, err := decodePhotoString(s)
+					data, err := photoString(ctx, s, f)
 					if err != nil {
-						return badRequest("bad_photo", fmt.Sprintf("%s[%d]: %v", k, i, err))
+						return photoError(fmt.Sprintf("%s[%d]", k, i), err)
 					}
 					q.photos[k] = append(q.photos[k], data)
 				}
@@ -123,9 +126,9 @@ func (q *request) parseJSON(body io.Reader) error {
 				return badRequest("bad_body", err.Error())
 			}
 			if strings.HasPrefix(k, "photo") {
-				data, err := decodePhotoString(s)
+				data, err := photoString(ctx, s, f)
 				if err != nil {
-					return badRequest("bad_photo", fmt.Sprintf("%s: %v", k, err))
+					return photoError(k, err)
 				}
 				q.photos[k] = [][]byte{data}
 			} else {
@@ -142,13 +145,31 @@ func (q *request) parseJSON(body io.Reader) error {
 	return nil
 }
 
-// decodePhotoString decodes base64 (standard or URL alphabet, with or
-// without padding, optionally a data: URI) and refuses URLs.
-func decodePhotoString(s string) ([]byte, error) {
+// photoString fetches a URL through f, or decodes base64.
+func photoString(ctx context.Context, s string, f *fetcher) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		return nil, errors.New("photo URLs are not fetched (disabled on this device)")
+		return f.fetch(ctx, s)
 	}
+	return decodeBase64Photo(s)
+}
+
+// photoError names the field of a photo that could not be read; problems
+// from fetching keep their own code.
+func photoError(field string, err error) error {
+	var p *Problem
+	if errors.As(err, &p) {
+		return &Problem{Status: p.Status, Code: p.Code, Detail: field + ": " + p.Detail}
+	}
+	if errors.Is(err, face.ErrTooLarge) {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return badRequest("bad_photo", fmt.Sprintf("%s: %v", field, err))
+}
+
+// decodeBase64Photo decodes base64 (standard or URL alphabet, with or
+// without padding, optionally a data: URI).
+func decodeBase64Photo(s string) ([]byte, error) {
 	if rest, ok := strings.CutPrefix(s, "data:"); ok {
 		_, data, found := strings.Cut(rest, ",")
 		if !found {

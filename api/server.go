@@ -35,6 +35,19 @@ type Config struct {
 	// core); up to MaxQueue more wait, and beyond that requests get 429.
 	MaxInFlight int
 	MaxQueue    int
+	// Fetch enables photo URLs; off (the zero value) unless hosts are
+	// allow-listed.
+	Fetch FetchConfig
+}
+
+// FetchConfig allows photos given as http(s) URLs. Edge devices must not
+// become proxies into the networks they sit on, so fetching is off unless
+// AllowHosts names the hosts (exact host names, optionally host:port) that
+// may be fetched from, and every fetch is bounded in size and time.
+type FetchConfig struct {
+	AllowHosts []string
+	MaxBytes   int64         // default 10 MB
+	Timeout    time.Duration // default 5 s
 }
 
 // Server is the HTTP front. It is safe for concurrent use.
@@ -44,6 +57,7 @@ type Server struct {
 	started time.Time
 	slots   chan struct{}
 	queued  atomic.Int64
+	fetcher *fetcher // nil: photo URLs refused
 }
 
 // New returns a server; SetService may supply the service later.
@@ -63,7 +77,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 4 * cfg.MaxInFlight
 	}
-	s := &Server{cfg: cfg, started: time.Now(), slots: make(chan struct{}, cfg.MaxInFlight)}
+	s := &Server{cfg: cfg, started: time.Now(), slots: make(chan struct{}, cfg.MaxInFlight), fetcher: newFetcher(cfg.Fetch)}
 	if cfg.Service != nil {
 		s.svc.Store(cfg.Service)
 	}

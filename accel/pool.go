@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Pool serves concurrent callers from a fixed set of sessions of one model.
@@ -17,6 +19,9 @@ type Pool struct {
 	all     []Session
 	inputs  []TensorInfo
 	outputs []TensorInfo
+
+	// obs, when set, receives the duration of every session run.
+	obs atomic.Pointer[func(time.Duration)]
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -50,6 +55,18 @@ func (p *Pool) Inputs() []TensorInfo { return p.inputs }
 // Outputs describes the model's outputs.
 func (p *Pool) Outputs() []TensorInfo { return p.outputs }
 
+// SetObserver makes every later Run report how long its session ran (not
+// the wait for a free session), failed runs included; nil stops it. It may
+// be called while the pool serves. fn runs on the caller's goroutine and
+// must be cheap.
+func (p *Pool) SetObserver(fn func(time.Duration)) {
+	if fn == nil {
+		p.obs.Store(nil)
+		return
+	}
+	p.obs.Store(&fn)
+}
+
 // Run borrows a session, runs it and gives it back.
 func (p *Pool) Run(ctx context.Context, inputs []Tensor) ([]Tensor, error) {
 	var s Session
@@ -61,7 +78,14 @@ func (p *Pool) Run(ctx context.Context, inputs []Tensor) ([]Tensor, error) {
 		return nil, ErrClosed
 	}
 	defer func() { p.free <- s }()
-	return s.Run(ctx, inputs)
+	obs := p.obs.Load()
+	if obs == nil {
+		return s.Run(ctx, inputs)
+	}
+	start := time.Now()
+	out, err := s.Run(ctx, inputs)
+	(*obs)(time.Since(start))
+	return out, err
 }
 
 // Close waits for borrowed sessions to come back, then closes them all.

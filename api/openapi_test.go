@@ -90,7 +90,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		scope     string
 		inference bool
 	}
-	routes := map[string]info{"GET /healthz": {}, "GET /readyz": {}}
+	routes := map[string]info{"GET /healthz": {}, "GET /readyz": {}, "GET /metrics": {}}
 	srv := New(Config{})
 	for _, r := range srv.routes() {
 		routes[muxToOpenAPI(r.pattern)] = info{r.scope, r.inference}

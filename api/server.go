@@ -58,6 +58,7 @@ type Server struct {
 	slots   chan struct{}
 	queued  atomic.Int64
 	fetcher *fetcher // nil: photo URLs refused
+	metrics *metrics
 }
 
 // New returns a server; SetService may supply the service later.
@@ -78,6 +79,7 @@ func New(cfg Config) *Server {
 		cfg.MaxQueue = 4 * cfg.MaxInFlight
 	}
 	s := &Server{cfg: cfg, started: time.Now(), slots: make(chan struct{}, cfg.MaxInFlight), fetcher: newFetcher(cfg.Fetch)}
+	s.metrics = newMetrics(s)
 	if cfg.Service != nil {
 		s.svc.Store(cfg.Service)
 	}
@@ -124,7 +126,7 @@ func (s *Server) routes() []route {
 
 // Routes lists the served patterns ("METHOD /path"), for the OpenAPI check.
 func (s *Server) Routes() []string {
-	out := []string{"GET /healthz", "GET /readyz"}
+	out := []string{"GET /healthz", "GET /readyz", "GET /metrics"}
 	for _, r := range s.routes() {
 		out = append(out, r.pattern)
 	}
@@ -144,6 +146,12 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	// /metrics takes no key, like the health checks, so Prometheus can
+	// scrape it, and is served while not ready (the service's gauges are
+	// then left out). It exposes counts, durations, route patterns, model
+	// and gallery names only — never person or face ids, keys or
+	// biometrics.
+	mux.Handle("GET /metrics", s.metricsHandler())
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
@@ -201,6 +209,7 @@ func (s *Server) acquire(ctx context.Context) (func(), error) {
 	}
 	if s.queued.Add(1) > int64(s.cfg.MaxQueue) {
 		s.queued.Add(-1)
+		s.metrics.busy.Inc()
 		return nil, errBusy
 	}
 	defer s.queued.Add(-1)
@@ -222,8 +231,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// logRequests gives every request an id (echoed as X-Request-ID) and logs
-// method, path, status and duration — never bodies, keys or biometrics.
+// logRequests gives every request an id (echoed as X-Request-ID), logs
+// method, path, status and duration — never bodies, keys or biometrics —
+// and counts it in the metrics under its route pattern (r.Pattern, which
+// the mux sets on this same request while routing it).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
@@ -236,6 +247,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(rec, r)
-		s.cfg.Logger.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
+		took := time.Since(start)
+		s.metrics.observeRequest(r.Pattern, rec.status, took)
+		s.cfg.Logger.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", took)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/facedhq/faced/accel"
 	"github.com/facedhq/faced/accel/backends"
@@ -47,6 +48,10 @@ type VisionConfig struct {
 	// Limits bound accepted photos.
 	MaxImageBytes  int64 `json:"max_image_bytes" yaml:"max_image_bytes"`
 	MaxImagePixels int64 `json:"max_image_pixels" yaml:"max_image_pixels"`
+
+	// Observe, when set, receives every model run's duration (see
+	// face.Config.Observe); it is wiring, not configuration.
+	Observe func(model string, d time.Duration) `json:"-" yaml:"-"`
 }
 
 // DefaultVision is the measured default (README.md, "Choosing the
@@ -132,6 +137,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		DepsDir: dir, Backends: v.Backends,
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
 		Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
+		Observe: cfg.Observe,
 	})
 	if err != nil {
 		v.Close()

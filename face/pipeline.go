@@ -44,6 +44,11 @@ type Config struct {
 	Limits Limits
 	// MinScore is the detection confidence a face needs; 0 means 0.7.
 	MinScore float32
+	// Observe, when set, receives the duration of every model run (one
+	// accelerator session run, not the wait for a free session), with the
+	// model's catalogue name. It runs on the request's goroutine and must
+	// be cheap and safe for concurrent use. SetObserver replaces it.
+	Observe func(model string, d time.Duration)
 }
 
 // DefaultAttributeModels are the networks Config.Attributes loads.
@@ -282,7 +287,25 @@ func (p *Pipeline) load(ctx context.Context, spec models.Spec) (*net, error) {
 	if err != nil {
 		return nil, err
 	}
+	pool.SetObserver(modelObserver(p.cfg.Observe, spec.Name))
 	return &net{spec: spec, pool: pool}, nil
+}
+
+// SetObserver replaces Config.Observe for every loaded model (nil stops
+// observing). It may be called while the pipeline serves, so a front end
+// created after the pipeline can still hook its metrics in.
+func (p *Pipeline) SetObserver(fn func(model string, d time.Duration)) {
+	for _, n := range p.nets {
+		n.pool.SetObserver(modelObserver(fn, n.spec.Name))
+	}
+}
+
+// modelObserver binds an observer to one model's name.
+func modelObserver(fn func(model string, d time.Duration), model string) func(time.Duration) {
+	if fn == nil {
+		return nil
+	}
+	return func(d time.Duration) { fn(model, d) }
 }
 
 // Close releases every session. The backends stay open: they belong to the

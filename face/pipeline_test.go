@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/facedhq/faced/accel"
 	"github.com/facedhq/faced/accel/onnxrt"
@@ -275,6 +278,44 @@ func TestNoFaceIsEmptyNotError(t *testing.T) {
 	faces, err := p.Detect(context.Background(), grayJPEG(t), face.Options{Embed: true})
 	if err != nil || len(faces) != 0 {
 		t.Fatalf("plain grey photo: %d faces, %v", len(faces), err)
+	}
+}
+
+// TestObserve: Config.Observe sees every model run by its catalogue name,
+// and SetObserver replaces or removes it.
+func TestObserve(t *testing.T) {
+	var mu sync.Mutex
+	runs := map[string]int{}
+	observe := func(model string, d time.Duration) {
+		if d <= 0 {
+			t.Errorf("%s: run took %v", model, d)
+		}
+		mu.Lock()
+		runs[model]++
+		mu.Unlock()
+	}
+	p := newPipeline(t, face.Config{Observe: observe})
+	detect := func() {
+		t.Helper()
+		if _, err := p.Detect(context.Background(), testenv.ReadPhoto(t, "deepface/img1.jpg"), face.Options{Embed: true, Selector: face.SelectBiggest}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	detect()
+	mu.Lock()
+	if runs["ultraface-rfb320"] != 1 || runs["landmark68"] != 1 || runs["arcface-r512"] != 1 {
+		t.Errorf("runs %v, want one of each model", runs)
+	}
+	mu.Unlock()
+	p.SetObserver(nil)
+	detect()
+	var other atomic.Int64
+	p.SetObserver(func(string, time.Duration) { other.Add(1) })
+	detect()
+	mu.Lock()
+	defer mu.Unlock()
+	if runs["arcface-r512"] != 1 || other.Load() != 3 {
+		t.Errorf("after SetObserver: runs %v, replacement saw %d (want 3)", runs, other.Load())
 	}
 }
 

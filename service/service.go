@@ -158,6 +158,40 @@ func (s *Service) IndexSize() int { return s.index.Len() }
 // GallerySize is the number of searchable faces in a gallery.
 func (s *Service) GallerySize(name string) int { return s.index.GallerySize(name) }
 
+// GalleryCount is a gallery and its number of searchable faces.
+type GalleryCount struct {
+	Name  string
+	Faces int
+}
+
+// GalleryCounts lists up to limit galleries (by name) with their searchable
+// face counts, for metrics; more reports that galleries were left out. The
+// names come from the store, so empty galleries are listed with 0.
+func (s *Service) GalleryCounts(ctx context.Context, limit int) (counts []GalleryCount, more bool, err error) {
+	o := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := s.store.ListGalleries(ctx, o)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, g := range page.Items {
+			if len(counts) >= limit {
+				return counts, true, nil
+			}
+			counts = append(counts, GalleryCount{Name: g.Name, Faces: s.index.GallerySize(g.Name)})
+		}
+		if page.Next == "" {
+			return counts, false, nil
+		}
+		o.Cursor = page.Next
+	}
+}
+
+// OutboxStats describes the fleet outbox queue.
+func (s *Service) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	return s.store.OutboxStats(ctx)
+}
+
 // Confidence maps a cosine to the 0–1 confidence scale.
 func (s *Service) Confidence(cos float32) float32 { return s.calib.Confidence(cos) }
 

@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -245,6 +246,38 @@ func TestGalleries(t *testing.T) {
 	}
 	if err := f.svc.DeleteGallery(ctx, "default", false); !errors.Is(err, service.ErrInvalid) {
 		t.Fatalf("deleting the default gallery: %v", err)
+	}
+}
+
+// TestGalleryCountsAndOutbox: the metrics views list galleries with their
+// searchable sizes (bounded) and the outbox queue's state.
+func TestGalleryCountsAndOutbox(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	for _, g := range []string{"staff", "visitors"} {
+		if _, err := f.svc.CreateGallery(ctx, store.Gallery{Name: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := f.svc.Enroll(ctx, service.EnrollRequest{Person: store.Person{ID: "a"}, Photos: [][]byte{photo(t, "img1.jpg")}, FaceInput: service.FaceInput{Galleries: []string{"staff"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Enroll(ctx, service.EnrollRequest{Person: store.Person{ID: "b"}, Photos: [][]byte{photo(t, "img13.jpg")}}); err != nil {
+		t.Fatal(err)
+	}
+	counts, more, err := f.svc.GalleryCounts(ctx, 10)
+	want := []service.GalleryCount{{"default", 1}, {"staff", 1}, {"visitors", 0}}
+	if err != nil || more || !slices.Equal(counts, want) {
+		t.Fatalf("GalleryCounts = %v, more %v, %v; want %v", counts, more, err, want)
+	}
+	if counts, more, err := f.svc.GalleryCounts(ctx, 2); err != nil || !more || !slices.Equal(counts, want[:2]) {
+		t.Fatalf("GalleryCounts(2) = %v, more %v, %v", counts, more, err)
+	}
+	if err := f.db.EnqueueOutbox(ctx, store.OutboxMessage{Topic: "t", Payload: []byte("12345"), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.svc.OutboxStats(ctx); err != nil || st.Count != 1 || st.Bytes != 6 {
+		t.Fatalf("OutboxStats = %+v, %v", st, err)
 	}
 }
 

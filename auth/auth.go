@@ -65,13 +65,23 @@ func HashSecret(secret string) []byte {
 // Parse splits a token into its id and secret.
 func Parse(token string) (id, secret string, err error) {
 	id, secret, ok := strings.Cut(strings.TrimSpace(token), ".")
-	if !ok || len(id) != 12 || secret == "" || len(secret) > 128 {
-		return "", "", ErrMalformed
-	}
-	if _, err := hex.DecodeString(id); err != nil {
+	if !ok || !ValidID(id) || secret == "" || len(secret) > MaxSecretLen {
 		return "", "", ErrMalformed
 	}
 	return id, secret, nil
+}
+
+// MaxSecretLen bounds the secret part of a token.
+const MaxSecretLen = 128
+
+// ValidID reports whether id can be a key's id: 12 hex digits, as NewKey
+// makes them and Parse accepts them.
+func ValidID(id string) bool {
+	if len(id) != 12 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
 }
 
 // Matches reports, in constant time, whether secret hashes to hash.

@@ -1,9 +1,12 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,4 +69,78 @@ func Authenticate(ctx context.Context, db *store.DB, token, need string) (store.
 // Authenticate checks a request's key (see the package-level function).
 func (s *Service) Authenticate(ctx context.Context, token, need string) (store.APIKey, error) {
 	return Authenticate(ctx, s.store, token, need)
+}
+
+// Provisioned says what ProvisionAPIKey did.
+type Provisioned int
+
+// What ProvisionAPIKey can do with a key.
+const (
+	KeyCreated   Provisioned = iota // the id was new
+	KeyUpdated                      // name, hash or scopes changed
+	KeyUnchanged                    // already stored as given: nothing written
+	KeyRevoked                      // revoked in the store: left revoked, untouched
+)
+
+func (p Provisioned) String() string {
+	switch p {
+	case KeyCreated:
+		return "created"
+	case KeyUpdated:
+		return "updated"
+	case KeyUnchanged:
+		return "unchanged"
+	case KeyRevoked:
+		return "revoked"
+	}
+	return fmt.Sprintf("Provisioned(%d)", int(p))
+}
+
+// ProvisionAPIKey makes the store hold key id with the given name, secret
+// hash (auth.HashSecret of the secret) and scopes: the daemon upserts the
+// keys of its configuration file at start, so a key provisioned this way
+// authenticates with its "<id>.<secret>" token like one from CreateAPIKey.
+//
+// A key revoked in the store stays revoked and is not modified (KeyRevoked):
+// revocation is the later, deliberate act, and a restart must not undo it;
+// give the key a new id to re-issue it. A new key gets CreatedAt now; an
+// updated one keeps its original CreatedAt. Like CreateAPIKey it works
+// without the models loaded. Two keys cannot share a hash (store.ErrDuplicate).
+//
+// The read and the write are separate transactions: callers run it at
+// start-up, before anything else can change keys.
+func ProvisionAPIKey(ctx context.Context, db *store.DB, id, name string, hash []byte, scopes []string, now time.Time) (Provisioned, error) {
+	if !auth.ValidID(id) {
+		return 0, fmt.Errorf("%w: key id %q: want 12 hex digits", ErrInvalid, id)
+	}
+	if strings.TrimSpace(name) == "" {
+		return 0, fmt.Errorf("%w: key %s needs a name", ErrInvalid, id)
+	}
+	if len(hash) != sha256.Size {
+		return 0, fmt.Errorf("%w: key %s: hash is %d bytes, want a %d-byte SHA-256", ErrInvalid, id, len(hash), sha256.Size)
+	}
+	scopes, err := auth.ParseScopes(strings.Join(scopes, ","))
+	if err != nil {
+		return 0, fmt.Errorf("%w: key %s: %v", ErrInvalid, id, err)
+	}
+	old, err := db.GetAPIKey(ctx, id)
+	result := KeyUpdated
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		result = KeyCreated
+	case err != nil:
+		return 0, fmt.Errorf("service: provision key %s: %w", id, err)
+	case old.RevokedAt != nil:
+		return KeyRevoked, nil
+	case old.Name == name && bytes.Equal(old.Hash, hash) && slices.Equal(old.Scopes, scopes):
+		return KeyUnchanged, nil
+	}
+	k := store.APIKey{ID: id, Name: name, Hash: hash, Scopes: scopes}
+	if result == KeyCreated {
+		k.CreatedAt = now
+	}
+	if err := db.PutAPIKey(ctx, k); err != nil {
+		return 0, fmt.Errorf("service: provision key %s: %w", id, err)
+	}
+	return result, nil
 }

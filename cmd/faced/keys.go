@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,49 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"add":    cmdKeysAdd,
 		"list":   cmdKeysList,
 		"revoke": cmdKeysRevoke,
+		"hash":   cmdKeysHash,
 	}, args, stdout, stderr)
+}
+
+const keysHashUsage = `usage: printf %s "$SECRET" | faced keys hash
+prints the secret_sha256 of a key in the configuration file
+`
+
+// stdin is what keys hash reads (tests replace it).
+var stdin io.Reader = os.Stdin
+
+// cmdKeysHash prints the secret_sha256 of a key provisioned from the
+// configuration file (daemon.KeyConfig): the hex SHA-256 of the secret
+// read from stdin, so the secret stays out of argv and shell history. A
+// trailing newline is ignored, as auth.Parse ignores surrounding space.
+func cmdKeysHash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("keys hash", stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, keysHashUsage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("keys hash: unexpected argument %q (the secret is read from stdin)", fs.Arg(0))
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+	if err != nil {
+		return fmt.Errorf("keys hash: %w", err)
+	}
+	secret := strings.TrimSpace(string(b))
+	switch {
+	case secret == "":
+		return errors.New("keys hash: no secret on stdin")
+	case strings.ContainsAny(secret, " \t\r\n"):
+		return errors.New("keys hash: the secret contains white space (give the secret alone, not the whole token or several lines)")
+	case len(secret) > auth.MaxSecretLen:
+		return fmt.Errorf("keys hash: the secret is %d bytes, at most %d", len(secret), auth.MaxSecretLen)
+	case len(secret) < 16:
+		return errors.New("keys hash: the secret is too short: use at least 16 random characters, e.g. openssl rand -base64 32 | tr '+/' '-_' | tr -d '='")
+	}
+	fmt.Fprintln(stdout, hex.EncodeToString(auth.HashSecret(secret)))
+	return nil
 }
 
 // openKeyStore opens the store of dataDir for the keys verbs, turning

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -191,5 +192,36 @@ func TestKeysDaemonRunning(t *testing.T) {
 			!strings.Contains(err.Error(), "stop") {
 			t.Errorf("faced %s with the store locked: err = %v, want the daemon-running error", strings.Join(args, " "), err)
 		}
+	}
+}
+
+// keys hash prints what a configuration file's secret_sha256 needs: the
+// hex SHA-256 of the secret on stdin, which then authenticates the token.
+func TestKeysHash(t *testing.T) {
+	hash := func(in string) (string, error) {
+		t.Helper()
+		old := stdin
+		stdin = strings.NewReader(in)
+		defer func() { stdin = old }()
+		out, _, err := faced(t, "keys", "hash")
+		return out, err
+	}
+	const secret = "k7Qw1v3l9OQ3Pq0wU4jx2pIY1n0m9V1sZl8H3yX5cR4"
+	for _, in := range []string{secret, secret + "\n", secret + "\r\n"} {
+		out, err := hash(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if want := hex.EncodeToString(auth.HashSecret(secret)) + "\n"; out != want {
+			t.Errorf("%q: printed %q, want %q", in, out, want)
+		}
+	}
+	for _, in := range []string{"", "\n", "short", "two words in here, long enough", "0123456789ab." + secret + "\n" + secret, strings.Repeat("x", 200)} {
+		if out, err := hash(in); err == nil {
+			t.Errorf("%q accepted: %q", in, out)
+		}
+	}
+	if _, _, err := faced(t, "keys", "hash", secret); err == nil || !strings.Contains(err.Error(), "stdin") {
+		t.Errorf("secret as an argument: %v, want it refused", err)
 	}
 }

@@ -5,7 +5,7 @@
 //	faced bench    measure speed: pipeline
 //	faced models   list the model catalogue and verify the files
 //	faced backup   snapshot the store; faced restore brings one back
-//	faced keys     manage API keys (add | list | revoke)
+//	faced keys     manage API keys (add | list | revoke | hash)
 //	faced version  print the version
 package main
 
@@ -35,7 +35,7 @@ commands:
   models    list the model catalogue and verify the files (list | verify)
   backup    write a consistent snapshot of the store: backup [--data-dir DIR] FILE
   restore   replace the store with a snapshot: restore [--data-dir DIR] FILE
-  keys      manage API keys, daemon stopped (add | list | revoke)
+  keys      manage API keys, daemon stopped (add | list | revoke | hash)
   version   print the version
 
 Run 'faced <command> -h' for a command's flags.

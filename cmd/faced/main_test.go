@@ -120,13 +120,6 @@ func TestSubcommandVerbs(t *testing.T) {
 	}
 }
 
-func TestServeRejectsConfig(t *testing.T) {
-	_, _, err := faced(t, "serve", "--config", "faced.yaml", "--data-dir", t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "--config is not supported") {
-		t.Fatalf("err = %v, want --config not supported", err)
-	}
-}
-
 func TestUnknownFlag(t *testing.T) {
 	_, errOut, err := faced(t, "eval", "verify", "--no-such-flag")
 	if err == nil || !strings.Contains(err.Error(), "no-such-flag") {

@@ -7,9 +7,18 @@ import (
 )
 
 // visionFlags registers the flags that choose the pipeline's networks and
-// runtime, starting from the measured defaults.
+// runtime, starting from the measured defaults with the attribute models
+// off (eval and bench do not need them).
 func visionFlags(fs *flag.FlagSet) *daemon.VisionConfig {
 	cfg := daemon.DefaultVision()
+	cfg.Attributes = false
+	bindVisionFlags(fs, &cfg)
+	return &cfg
+}
+
+// bindVisionFlags registers the model flags on fs, bound to cfg's fields
+// and defaulting to their current values.
+func bindVisionFlags(fs *flag.FlagSet, cfg *daemon.VisionConfig) {
 	fs.StringVar(&cfg.Backend, "backend", cfg.Backend, "inference backend: onnxrt, tflite or opencvdnn")
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "device of the backend: cpu, cuda, tensorrt, edgetpu, opencl")
 	fs.IntVar(&cfg.Threads, "threads", cfg.Threads, "threads per inference session (0: runtime default)")
@@ -18,7 +27,6 @@ func visionFlags(fs *flag.FlagSet) *daemon.VisionConfig {
 	fs.StringVar(&cfg.Align, "align", cfg.Align, "align faces on: landmarks (68-point model) or keypoints (detector); empty: keypoints when the detector has them")
 	fs.StringVar(&cfg.Embedder, "embedder", cfg.Embedder, "embedding model")
 	fs.StringVar(&cfg.Liveness, "liveness", cfg.Liveness, "liveness model (empty: off)")
-	fs.BoolVar(&cfg.Attributes, "attributes", false, "load the attribute models (age, gender, emotion, pose, eyes)")
-	fs.StringVar(&cfg.DepsDir, "deps-dir", "", "folder with lib/ and models/ (default: installed package or .deps)")
-	return &cfg
+	fs.BoolVar(&cfg.Attributes, "attributes", cfg.Attributes, "load the attribute models (age, gender, emotion, pose, eyes)")
+	fs.StringVar(&cfg.DepsDir, "deps-dir", cfg.DepsDir, "folder with lib/ and models/ (default: installed package or .deps)")
 }

@@ -291,8 +291,8 @@ func TestClientGone(t *testing.T) {
 	expectProblem(t, rec.Code, rec.Header(), rec.Body.Bytes(), 499, "canceled")
 }
 
-// TestMethodsAndRoutes: unknown paths and methods get the mux's own 404
-// and 405 (text/plain, not problem+json), with Allow on a 405.
+// TestMethodsAndRoutes: unknown paths and methods get problem+json 404
+// not_found and 405 method_not_allowed, with Allow on a 405.
 func TestMethodsAndRoutes(t *testing.T) {
 	e := newEnv(t, Config{})
 	for _, tc := range []struct {
@@ -311,6 +311,10 @@ func TestMethodsAndRoutes(t *testing.T) {
 		status, hdr, body := e.do(t, tc.method, tc.path, e.Read, "", nil)
 		if status != tc.status || !strings.Contains(hdr.Get("Allow"), tc.allow) {
 			t.Errorf("%s %s: %d (Allow %q) %s, want %d", tc.method, tc.path, status, hdr.Get("Allow"), body, tc.status)
+		}
+		want := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed"}[tc.status]
+		if code := problemCode(t, hdr, body); code != want {
+			t.Errorf("%s %s: code %s, want %s", tc.method, tc.path, code, want)
 		}
 	}
 	// HEAD of a GET route is served.

@@ -155,8 +155,41 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
-	return s.logRequests(mux)
+	return s.logRequests(routeProblems(mux))
 }
+
+// routeProblems answers requests that match no route with problem+json
+// (404, or 405 keeping the mux's Allow header) instead of the mux's
+// text/plain, so clients parse one error format everywhere.
+func routeProblems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Let the mux decide between 404 and 405, capturing only its
+		// status and Allow header.
+		c := &captureHeader{header: http.Header{}, status: http.StatusNotFound}
+		h.ServeHTTP(c, r)
+		p := &Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route: " + r.URL.Path}
+		if c.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", c.header.Get("Allow"))
+			p = &Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: r.Method + " is not served on " + r.URL.Path}
+		}
+		writeProblem(w, r, p)
+	})
+}
+
+// captureHeader records a handler's status and headers and drops its body.
+type captureHeader struct {
+	header http.Header
+	status int
+}
+
+func (c *captureHeader) Header() http.Header         { return c.header }
+func (c *captureHeader) Write(b []byte) (int, error) { return len(b), nil }
+func (c *captureHeader) WriteHeader(status int)      { c.status = status }
 
 // wrap applies readiness, limits, auth and the inference queue to a route.
 func (s *Server) wrap(rt route) http.Handler {

@@ -140,8 +140,8 @@ func TestAuthScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := func(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "done"})
+	ok := func(r *http.Request, svc *service.Service) (response, error) {
+		return response{status: http.StatusOK, body: map[string]string{"status": "done"}}, nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /write", e.Srv.wrap(route{"POST /write", auth.ScopeWrite, false, ok}))

@@ -40,11 +40,10 @@ func eventJSON(e store.Event) EventJSON {
 // &cursor=&limit=, newest first. camera_id repeats or takes a comma list;
 // from (inclusive) and to (exclusive) are RFC 3339. A page may come back
 // short with next set when the filters match rarely: keep following next.
-func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) listEvents(r *http.Request, svc *service.Service) (response, error) {
 	o, err := listOptions(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	query := r.URL.Query()
 	eq := store.EventQuery{PersonID: query.Get("person_id"), Cursor: o.Cursor, Limit: o.Limit}
@@ -58,27 +57,24 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, svc *service
 	for name, dst := range map[string]*time.Time{"from": &eq.From, "to": &eq.To} {
 		if v := query.Get(name); v != "" {
 			if *dst, err = time.Parse(time.RFC3339, v); err != nil {
-				s.fail(w, r, badRequest("invalid", fmt.Sprintf("%s must be an RFC 3339 time, like 2025-01-02T15:04:05Z", name)))
-				return
+				return response{}, badRequest("invalid", fmt.Sprintf("%s must be an RFC 3339 time, like 2025-01-02T15:04:05Z", name))
 			}
 		}
 	}
 	if v := query.Get("matched"); v != "" {
 		m, err := queryBool(r, "matched")
 		if err != nil {
-			s.fail(w, r, err)
-			return
+			return response{}, err
 		}
 		eq.Matched = &m
 	}
 	page, err := svc.ListEvents(r.Context(), eq)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	out := pageJSON[EventJSON]{Items: make([]EventJSON, 0, len(page.Items)), Next: page.Next}
 	for _, e := range page.Items {
 		out.Items = append(out.Items, eventJSON(e))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return response{status: http.StatusOK, body: out}, nil
 }

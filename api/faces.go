@@ -9,49 +9,42 @@ import (
 )
 
 // getFace: GET /v1/faces/{id}.
-func (s *Server) getFace(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) getFace(r *http.Request, svc *service.Service) (response, error) {
 	id, err := pathFaceID(r, "id")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	withEmbedding, err := queryBool(r, "embedding")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	f, err := svc.GetFace(r.Context(), id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusOK, faceJSON(f, withEmbedding))
+	return response{status: http.StatusOK, body: faceJSON(f, withEmbedding)}, nil
 }
 
 // listFaces: GET /v1/faces?cursor=&limit=&gallery=&person_id=.
-func (s *Server) listFaces(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) listFaces(r *http.Request, svc *service.Service) (response, error) {
 	o, err := listOptions(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	o.Gallery, o.PersonID = r.URL.Query().Get("gallery"), r.URL.Query().Get("person_id")
 	withEmbedding, err := queryBool(r, "embedding")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	page, err := svc.ListFaces(r.Context(), o)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	items, err := listedFacesJSON(r, svc, page.Items, withEmbedding)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusOK, pageJSON[FaceJSON]{Items: items, Next: page.Next})
+	return response{status: http.StatusOK, body: pageJSON[FaceJSON]{Items: items, Next: page.Next}}, nil
 }
 
 // parseGalleryChange reads a face patch's galleries: an object
@@ -85,27 +78,23 @@ func parseGalleryChange(raw json.RawMessage) (*service.GalleryChange, error) {
 
 // updateFace: PATCH /v1/faces/{id} — meta (replaced; null clears),
 // person_id (moves the face) and galleries.
-func (s *Server) updateFace(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) updateFace(r *http.Request, svc *service.Service) (response, error) {
 	id, err := pathFaceID(r, "id")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	withEmbedding, err := queryBool(r, "embedding")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	obj, err := decodePatch(r, "meta", "person_id", "galleries")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	var u service.FaceUpdate
 	meta, given, err := patchMeta(obj)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if given {
 		u.Meta = &meta
@@ -113,35 +102,30 @@ func (s *Server) updateFace(w http.ResponseWriter, r *http.Request, svc *service
 	if raw, ok := obj["person_id"]; ok {
 		var pid string
 		if isNull(raw) || json.Unmarshal(raw, &pid) != nil || pid == "" {
-			s.fail(w, r, badRequest("invalid", "person_id must be a person's id"))
-			return
+			return response{}, badRequest("invalid", "person_id must be a person's id")
 		}
 		u.PersonID = &pid
 	}
 	if raw, ok := obj["galleries"]; ok {
 		if u.Galleries, err = parseGalleryChange(raw); err != nil {
-			s.fail(w, r, err)
-			return
+			return response{}, err
 		}
 	}
 	f, err := svc.UpdateFace(r.Context(), id, u)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusOK, faceJSON(f, withEmbedding))
+	return response{status: http.StatusOK, body: faceJSON(f, withEmbedding)}, nil
 }
 
 // deleteFace: DELETE /v1/faces/{id}.
-func (s *Server) deleteFace(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) deleteFace(r *http.Request, svc *service.Service) (response, error) {
 	id, err := pathFaceID(r, "id")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if err := svc.DeleteFace(r.Context(), id); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return response{status: http.StatusNoContent}, nil
 }

@@ -21,55 +21,48 @@ func galleryJSON(svc *service.Service, g store.Gallery) GalleryJSON {
 }
 
 // listGalleries: GET /v1/galleries?cursor=&limit=.
-func (s *Server) listGalleries(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) listGalleries(r *http.Request, svc *service.Service) (response, error) {
 	o, err := listOptions(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	page, err := svc.ListGalleries(r.Context(), o)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	out := pageJSON[GalleryJSON]{Items: make([]GalleryJSON, 0, len(page.Items)), Next: page.Next}
 	for _, g := range page.Items {
 		out.Items = append(out.Items, galleryJSON(svc, g))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return response{status: http.StatusOK, body: out}, nil
 }
 
 // createGallery: POST /v1/galleries {name, meta}.
-func (s *Server) createGallery(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) createGallery(r *http.Request, svc *service.Service) (response, error) {
 	q, err := s.parseRequest(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	g := store.Gallery{Name: q.str("name")}
 	if g.Meta, err = parseMeta(q.str("meta")); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if g, err = svc.CreateGallery(r.Context(), g); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusCreated, galleryJSON(svc, g))
+	return response{status: http.StatusCreated, body: galleryJSON(svc, g)}, nil
 }
 
 // deleteGallery: DELETE /v1/galleries/{name}?with_faces= — without
 // with_faces it is refused (400 invalid) while a face is only in this
 // gallery; with it, such faces are deleted.
-func (s *Server) deleteGallery(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) deleteGallery(r *http.Request, svc *service.Service) (response, error) {
 	withFaces, err := queryBool(r, "with_faces")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if err := svc.DeleteGallery(r.Context(), r.PathValue("name"), withFaces); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return response{status: http.StatusNoContent}, nil
 }

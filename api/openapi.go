@@ -14,8 +14,6 @@ import (
 var openAPI []byte
 
 // openapi: GET /v1/openapi.json, without a key.
-func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *service.Service) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Write(openAPI)
+func (s *Server) openapi(_ *http.Request, _ *service.Service) (response, error) {
+	return response{status: http.StatusOK, body: rawJSON(openAPI), header: http.Header{"Cache-Control": {"no-cache"}}}, nil
 }

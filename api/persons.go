@@ -198,11 +198,10 @@ func enrolSelector(q *request) (face.Selector, error) {
 
 // createPerson: POST /v1/persons — a person with one face per photo,
 // atomically.
-func (s *Server) createPerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) createPerson(r *http.Request, svc *service.Service) (response, error) {
 	q, err := s.parseRequest(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	req := service.EnrollRequest{
 		Person: store.Person{ID: q.str("id"), ExternalID: q.str("external_id"), Name: q.str("name"),
@@ -220,66 +219,61 @@ func (s *Server) createPerson(w http.ResponseWriter, r *http.Request, svc *servi
 		req.Photos, err = enrolPhotos(q)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	p, faces, err := svc.Enroll(r.Context(), req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	w.Header().Set("Location", "/v1/persons/"+url.PathEscape(p.ID))
-	writeJSON(w, http.StatusCreated, map[string]any{"person": personJSON(p), "faces": facesJSON(faces, withEmbedding)})
+	return response{
+		status: http.StatusCreated,
+		body:   map[string]any{"person": personJSON(p), "faces": facesJSON(faces, withEmbedding)},
+		header: http.Header{"Location": {"/v1/persons/" + url.PathEscape(p.ID)}},
+	}, nil
 }
 
 // getPerson: GET /v1/persons/{id} — the person with its faces (the first
 // 1000; faces_next continues at GET /v1/faces?person_id=).
-func (s *Server) getPerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) getPerson(r *http.Request, svc *service.Service) (response, error) {
 	withEmbedding, err := queryBool(r, "embedding")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	p, err := svc.GetPerson(r.Context(), r.PathValue("id"))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	page, err := svc.ListFaces(r.Context(), store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	faces, err := listedFacesJSON(r, svc, page.Items, withEmbedding)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	out := map[string]any{"person": personJSON(p), "faces": faces}
 	if page.Next != "" {
 		out["faces_next"] = page.Next
 	}
-	writeJSON(w, http.StatusOK, out)
+	return response{status: http.StatusOK, body: out}, nil
 }
 
 // listPersons: GET /v1/persons?cursor=&limit=&gallery=.
-func (s *Server) listPersons(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) listPersons(r *http.Request, svc *service.Service) (response, error) {
 	o, err := listOptions(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	o.Gallery = r.URL.Query().Get("gallery")
 	page, err := svc.ListPersons(r.Context(), o)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	out := pageJSON[PersonJSON]{Items: make([]PersonJSON, 0, len(page.Items)), Next: page.Next}
 	for _, p := range page.Items {
 		out.Items = append(out.Items, personJSON(p))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return response{status: http.StatusOK, body: out}, nil
 }
 
 // decodePatch reads a PATCH body: a JSON object (application/json or
@@ -357,16 +351,14 @@ func patchMeta(obj map[string]json.RawMessage) (m store.Metadata, given bool, er
 // updatePerson: PATCH /v1/persons/{id} — merge semantics: the fields
 // given replace the stored ones (meta as a whole), null clears one, absent
 // fields are kept.
-func (s *Server) updatePerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) updatePerson(r *http.Request, svc *service.Service) (response, error) {
 	id := r.PathValue("id")
 	obj, err := decodePatch(r, "id", "external_id", "name", "email", "phone", "meta")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if v, given, err := patchString(obj, "id"); err != nil || (given && v != id) {
-		s.fail(w, r, badRequest("invalid", "a person's id cannot change"))
-		return
+		return response{}, badRequest("invalid", "a person's id cannot change")
 	}
 	type field struct {
 		v     string
@@ -375,14 +367,12 @@ func (s *Server) updatePerson(w http.ResponseWriter, r *http.Request, svc *servi
 	fields := map[string]*field{"external_id": {}, "name": {}, "email": {}, "phone": {}}
 	for k, f := range fields {
 		if f.v, f.given, err = patchString(obj, k); err != nil {
-			s.fail(w, r, err)
-			return
+			return response{}, err
 		}
 	}
 	meta, metaGiven, err := patchMeta(obj)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	p, err := svc.UpdatePerson(r.Context(), id, func(p *store.Person) error {
 		for k, dst := range map[string]*string{"external_id": &p.ExternalID, "name": &p.Name, "email": &p.Email, "phone": &p.Phone} {
@@ -396,28 +386,25 @@ func (s *Server) updatePerson(w http.ResponseWriter, r *http.Request, svc *servi
 		return nil
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusOK, personJSON(p))
+	return response{status: http.StatusOK, body: personJSON(p)}, nil
 }
 
 // deletePerson: DELETE /v1/persons/{id} — the person, its faces, vectors
 // and images; events keep the ids.
-func (s *Server) deletePerson(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) deletePerson(r *http.Request, svc *service.Service) (response, error) {
 	if err := svc.DeletePerson(r.Context(), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return response{status: http.StatusNoContent}, nil
 }
 
 // addFaces: POST /v1/persons/{id}/faces — more photos of a person.
-func (s *Server) addFaces(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) addFaces(r *http.Request, svc *service.Service) (response, error) {
 	q, err := s.parseRequest(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	in := service.FaceInput{Galleries: formList(r, q, "galleries"), CameraID: q.str("camera_id")}
 	withEmbedding, err := q.boolean("embedding")
@@ -432,24 +419,21 @@ func (s *Server) addFaces(w http.ResponseWriter, r *http.Request, svc *service.S
 		photos, err = enrolPhotos(q)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	faces, err := svc.AddFaces(r.Context(), r.PathValue("id"), photos, in)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"faces": facesJSON(faces, withEmbedding)})
+	return response{status: http.StatusCreated, body: map[string]any{"faces": facesJSON(faces, withEmbedding)}}, nil
 }
 
 // deletePersonFace: DELETE /v1/persons/{id}/faces/{face_id} — 404 unless
 // the face is that person's.
-func (s *Server) deletePersonFace(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+func (s *Server) deletePersonFace(r *http.Request, svc *service.Service) (response, error) {
 	fid, err := pathFaceID(r, "face_id")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	pid := r.PathValue("id")
 	f, err := svc.GetFace(r.Context(), fid)
@@ -460,8 +444,7 @@ func (s *Server) deletePersonFace(w http.ResponseWriter, r *http.Request, svc *s
 		err = svc.DeleteFace(r.Context(), fid)
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return response{status: http.StatusNoContent}, nil
 }

@@ -9,15 +9,6 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
-// fail answers with the error's problem and logs what the client is not
-// told (server-side failures).
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if p := problemFor(err); p.Status >= 500 {
-		s.cfg.Logger.Error("request failed", "path", r.URL.Path, "err", err)
-	}
-	writeProblem(w, r, err)
-}
-
 // PersonJSON is a person as the native API shows it.
 type PersonJSON struct {
 	ID         string         `json:"id"`
@@ -35,7 +26,8 @@ func personJSON(p store.Person) PersonJSON {
 		Meta: p.Meta, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-func (s *Server) device(w http.ResponseWriter, r *http.Request, svc *service.Service) {
+// device: GET /v1/device — version, backend, models and index size.
+func (s *Server) device(r *http.Request, svc *service.Service) (response, error) {
 	type model struct {
 		Name   string `json:"name"`
 		Task   string `json:"task"`
@@ -45,11 +37,11 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request, svc *service.Ser
 	for _, m := range svc.Pipeline().Models() {
 		ms = append(ms, model{m.Name, string(m.Task), m.SHA256})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return response{status: http.StatusOK, body: map[string]any{
 		"version": s.cfg.Version, "backend": s.cfg.Backend, "models": ms,
 		"embedder": svc.EmbedderID(), "uptime_s": int(time.Since(s.started).Seconds()),
 		"faces": svc.IndexSize(),
-	})
+	}}, nil
 }
 
 // detectOptions reads the per-request stage switches.
@@ -73,55 +65,39 @@ func detectOptions(q *request) (face.Options, error) {
 }
 
 // detect: POST /v1/detect.
-func (s *Server) detect(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := s.parseRequest(r)
+func (s *Server) detect(r *http.Request, svc *service.Service) (response, error) {
+	q, photo, err := s.parsePhoto(r, "photo")
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	photo, err := q.photo("photo")
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	opts, err := detectOptions(q)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	faces, err := svc.Detect(r.Context(), photo, opts)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if faces == nil {
 		faces = []face.Face{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"faces": faces})
+	return response{status: http.StatusOK, body: map[string]any{"faces": faces}}, nil
 }
 
 // liveness: POST /v1/liveness — a real/spoof score per face (0.5 is the
 // model's boundary).
-func (s *Server) liveness(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := s.parseRequest(r)
+func (s *Server) liveness(r *http.Request, svc *service.Service) (response, error) {
+	q, photo, err := s.parsePhoto(r, "photo")
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	photo, err := q.photo("photo")
-	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	sel, err := face.ParseSelector(q.str("mf_selector"))
 	if err != nil {
-		s.fail(w, r, badRequest("bad_selector", err.Error()))
-		return
+		return response{}, badRequest("bad_selector", err.Error())
 	}
 	faces, err := svc.Liveness(r.Context(), photo, sel)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	type liveFace struct {
 		Box   face.Box `json:"box"`
@@ -132,39 +108,30 @@ func (s *Server) liveness(w http.ResponseWriter, r *http.Request, svc *service.S
 	for _, f := range faces {
 		out = append(out, liveFace{Box: f.Box, Score: *f.Liveness, Live: *f.Liveness >= 0.5})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"faces": out})
+	return response{status: http.StatusOK, body: map[string]any{"faces": out}}, nil
 }
 
 // verify: POST /v1/verify with photo1 and photo2, or photo1 and person_id.
-func (s *Server) verify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := s.parseRequest(r)
+func (s *Server) verify(r *http.Request, svc *service.Service) (response, error) {
+	q, photo1, err := s.parsePhoto(r, "photo1")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	req := service.VerifyRequest{PersonID: q.str("person_id")}
-	if req.PhotoA, err = q.photo("photo1"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	req := service.VerifyRequest{PersonID: q.str("person_id"), PhotoA: photo1}
 	if req.PersonID == "" {
 		if req.PhotoB, err = q.photo("photo2"); err != nil {
-			s.fail(w, r, err)
-			return
+			return response{}, err
 		}
 	}
 	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
-		s.fail(w, r, badRequest("bad_selector", err.Error()))
-		return
+		return response{}, badRequest("bad_selector", err.Error())
 	}
 	res, err := svc.Verify(r.Context(), req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	type pair struct {
 		Face1      face.Box `json:"face1"`
@@ -187,42 +154,32 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, svc *service.Ser
 	if !req.Threshold.None {
 		out["verified"] = res.Verified
 	}
-	writeJSON(w, http.StatusOK, out)
+	return response{status: http.StatusOK, body: out}, nil
 }
 
 // identify: POST /v1/identify.
-func (s *Server) identify(w http.ResponseWriter, r *http.Request, svc *service.Service) {
-	q, err := s.parseRequest(r)
+func (s *Server) identify(r *http.Request, svc *service.Service) (response, error) {
+	q, photo, err := s.parsePhoto(r, "photo")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
-	req := service.IdentifyRequest{Galleries: q.list("gallery"), CameraID: q.str("camera_id")}
-	if req.Photo, err = q.photo("photo"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	req := service.IdentifyRequest{Photo: photo, Galleries: q.list("gallery"), CameraID: q.str("camera_id")}
 	if req.N, err = q.integer("n", 1); err != nil || req.N < 1 {
 		// The service reads 0 as 1; a client asking for no match is wrong.
-		s.fail(w, r, badRequest("invalid", "n must be an integer from 1 to 100"))
-		return
+		return response{}, badRequest("invalid", "n must be an integer from 1 to 100")
 	}
 	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
-		s.fail(w, r, badRequest("bad_selector", err.Error()))
-		return
+		return response{}, badRequest("bad_selector", err.Error())
 	}
 	if req.Record, err = q.boolean("record"); err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	res, err := svc.Identify(r.Context(), req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return response{}, err
 	}
 	type match struct {
 		FaceID     uint64     `json:"face_id"`
@@ -244,5 +201,5 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request, svc *service.S
 		}
 		out = append(out, id)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"faces": out})
+	return response{status: http.StatusOK, body: map[string]any{"faces": out}}, nil
 }

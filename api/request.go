@@ -88,6 +88,20 @@ func (s *Server) parseRequest(r *http.Request) (*request, error) {
 	return q, nil
 }
 
+// parsePhoto parses the request and takes its one photo under name: the
+// first step of the recognition routes.
+func (s *Server) parsePhoto(r *http.Request, name string) (*request, []byte, error) {
+	q, err := s.parseRequest(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	photo, err := q.photo(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q, photo, nil
+}
+
 // parseJSON reads a flat JSON object: strings, numbers and booleans become
 // parameters, strings (or arrays of strings) under photo* keys are photos,
 // other arrays of strings are lists.

@@ -95,8 +95,28 @@ type route struct {
 	pattern   string
 	scope     string
 	inference bool
-	handler   func(w http.ResponseWriter, r *http.Request, svc *service.Service)
+	handler   handler
 }
+
+// handler serves a route. It returns its answer instead of writing it, and
+// wrap writes it: an error as problem+json (see fail), else the response.
+// So a handler cannot forget to return after an error, and every success
+// is written the same way.
+type handler func(r *http.Request, svc *service.Service) (response, error)
+
+// response is a handler's successful answer: one small struct rather than
+// a (status, body) pair plus a side channel, so the few routes that add
+// headers (Location after a create, Cache-Control on the OpenAPI document)
+// need no access to the ResponseWriter. The body is written as JSON, or as
+// is when it is rawJSON; a nil body writes none (204 No Content).
+type response struct {
+	status int
+	body   any
+	header http.Header
+}
+
+// rawJSON is a body already encoded as JSON, written byte for byte.
+type rawJSON []byte
 
 func (s *Server) routes() []route {
 	return []route{
@@ -217,8 +237,41 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			defer release()
 		}
-		rt.handler(w, r, svc)
+		res, err := rt.handler(r, svc)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		res.write(w)
 	})
+}
+
+// fail answers with the error's problem and logs what the client is not
+// told (server-side failures).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if p := problemFor(err); p.Status >= 500 {
+		s.cfg.Logger.Error("request failed", "path", r.URL.Path, "err", err)
+	}
+	writeProblem(w, r, err)
+}
+
+// write sends the response: its headers, then the status and body.
+func (res response) write(w http.ResponseWriter) {
+	for k, vs := range res.header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	switch body := res.body.(type) {
+	case nil:
+		w.WriteHeader(res.status)
+	case rawJSON:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(res.status)
+		w.Write(body)
+	default:
+		writeJSON(w, res.status, body)
+	}
 }
 
 // requestToken reads the native API's key: "Authorization: Bearer <key>"

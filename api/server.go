@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -59,7 +60,35 @@ type Server struct {
 	queued  atomic.Int64
 	fetcher *fetcher // nil: photo URLs refused
 	metrics *metrics
+	mounts  []mount
 }
+
+// mount is a vendor dialect served below a path prefix.
+type mount struct {
+	prefix  string
+	handler http.Handler
+}
+
+// Mount serves a vendor dialect below prefix (e.g. "/compat/users"); the
+// dialect sees paths with the prefix stripped and does its own auth and
+// error format. Call it before Handler.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	s.mounts = append(s.mounts, mount{strings.TrimRight(prefix, "/"), h})
+}
+
+// Acquire takes an inference slot for a dialect request, sharing the
+// native API's bounded queue; it fails with ErrBusy when the queue is full.
+func (s *Server) Acquire(ctx context.Context) (release func(), err error) {
+	release, err = s.acquire(ctx)
+	if errors.Is(err, errBusy) {
+		return nil, ErrBusy
+	}
+	return release, err
+}
+
+// ErrBusy is Acquire's "queue full": dialects answer it as they answer
+// overload (usually 429).
+var ErrBusy = errors.New("api: inference queue full")
 
 // New returns a server; SetService may supply the service later.
 func New(cfg Config) *Server {
@@ -174,6 +203,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", s.metricsHandler())
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	for _, m := range s.mounts {
+		mux.Handle(m.prefix+"/", http.StripPrefix(m.prefix, m.handler))
 	}
 	return s.logRequests(routeProblems(mux))
 }

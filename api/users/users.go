@@ -1,0 +1,590 @@
+// Package users serves the vendor "Users" identity API (enrol, 1:N search,
+// unenrol) on top of package service, so that clients written against that
+// vendor work unchanged when given faced's base URL (the mount prefix, e.g.
+// https://device/compat/users) and a faced API key.
+//
+// Endpoints, relative to the base URL:
+//
+//	POST   /users/{id}      {"face": "<base64>"}                 → 200, empty body
+//	POST   /users/search    {"face": "<base64>", "threshold": 75.5} → 200 {"matches": [...]}
+//	DELETE /users/{id}                                            → 200, empty body
+//
+// Each is also served with a trailing slash.
+//
+// The vendor document is vague or silent in places; these are the choices:
+//
+//   - Authentication: only the "x-api-key" header, holding a full faced key
+//     (<id>.<secret>), as the document shows. "Authorization: Bearer" is
+//     the native API's style and is not read here: a client of this dialect
+//     never sends it, so it answers 401 like a missing key. Enrol and
+//     unenrol need the write scope, search the read scope. A missing,
+//     malformed, unknown or revoked key is 401; a valid key without the
+//     scope is 403.
+//
+//   - Error bodies: every error has the document's shape, {"status",
+//     "title", "detail", "type", "errors"}, with Content-Type
+//     application/json exactly as the document shows (not
+//     application/problem+json), and type the MDN page of the status
+//     (https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/NNN), as in
+//     the document's samples. "errors" lists short, stable, lower-case
+//     messages; it is present on every error except 404, whose body is
+//     exactly the documented one (the document's 404 has no "errors").
+//     The 400 detail is always "Invalid request." and the 404 detail
+//     "Server cannot find the requested resource.", as documented.
+//
+//   - Success bodies: enrol and unenrol answer 200 with an empty body (the
+//     document shows only "200 OK"); search answers 200 with
+//     {"matches": [{"userId", "similarity"}]}.
+//
+//   - Images: the document allows "Base64 encoded or tokenized" images.
+//     Tokenized images are the vendor's own storage and are not supported:
+//     a face that is not base64 is 400 "invalid image encoding". Base64 may
+//     be standard or URL-safe, padded or not, may contain line breaks, and
+//     may be a data: URI (data:image/jpeg;base64,...). Only JPEG and PNG
+//     are accepted, recognised by their magic bytes (never by a declared
+//     type); anything else, WebP and BMP included although faced's pipeline
+//     reads them, is 400 "invalid image format", because the document
+//     names JPEG and PNG only.
+//
+//   - Size: "the maximum supported size is 5MB" is read as 5 MiB
+//     (5,242,880 bytes) of decoded image, the lenient reading. A bigger
+//     image is 400 (the document answers invalid images with 400, and has
+//     no 413) with errors ["image exceeds the maximum size of 5MB"]. The
+//     JSON body is capped at 8 MiB (the base64 of 5 MiB plus room); a
+//     bigger body can only carry a too-big image, so it gets the same 400.
+//
+//   - Trailing commas: the document's search sample ends its object with a
+//     trailing comma ("threshold": {THRESHOLD},\n}), which is not JSON;
+//     clients copied from it send exactly that. Before decoding, a comma
+//     outside strings that directly precedes (up to whitespace) a closing
+//     } or ] and follows a value is dropped. Valid JSON never has such a
+//     comma, so this changes nothing for valid bodies and only rescues that
+//     one common mistake; other malformed JSON is still 400 "invalid JSON
+//     body". Unknown fields are ignored; the request Content-Type is not
+//     checked (curl's --data sends form-urlencoded unless told otherwise).
+//
+//   - Enrol: the user id is the faced person id (so the native API sees the
+//     same person under /v1/persons/{id}); one face, the biggest of the
+//     photo, goes to the default gallery. An existing id is 400 with
+//     errors ["provided userId already exists"], a photo without a face
+//     400 with errors ["no face detected in the provided image"], both as
+//     documented. An id faced cannot store (over 128 bytes, control
+//     characters) is 400 "invalid userId".
+//
+//   - "search" is reserved: POST /users/search is always the search, so a
+//     user with the id "search" cannot be enrolled through this dialect (a
+//     body without "face" there is 400 "face is required"). DELETE
+//     /users/search deletes a person of that id if one was made through the
+//     native API.
+//
+//   - Search: the biggest face of the photo is searched in every gallery
+//     (the vendor has one collection; faced persons enrolled through the
+//     native API in any gallery are found too). threshold is a percentage
+//     0–100 on faced's calibrated confidence scale (default 80, i.e.
+//     faced's "strict" preset, a false-accept rate of about 1e-5); it may
+//     be a JSON number or a numeric string; null or absent means 80.
+//     Anything else, or outside 0–100, is 400 "threshold must be a number
+//     from 0 to 100". similarity is the confidence × 100 rounded to 5
+//     decimals, each user is listed once (its best face), best first, at
+//     most 10 users, and only matches with similarity ≥ threshold. No match
+//     is the documented 404. A photo without a face is 400 "no face detected
+//     in the provided image" (the document is silent; this is the enrol
+//     message, and telling "no face" from "nobody" helps the client).
+//
+//   - Unenrol: deletes the person and all its faces; an unknown id is the
+//     documented 404.
+//
+//   - Load: enrol and search take an inference slot from the shared queue
+//     (Queue, the native API's bounded queue); a full queue is 429 with
+//     Retry-After: 1. Each request is bounded by 30 s; the deadline
+//     passing is 503.
+//
+//   - Routing: an unknown path is the documented 404; a known path with
+//     another method is 405 with an Allow header.
+package users
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/auth"
+	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
+)
+
+// Queue hands out inference slots; *api.Server satisfies it.
+type Queue interface {
+	Acquire(ctx context.Context) (release func(), err error)
+}
+
+// Limits of the dialect.
+const (
+	// MaxImageBytes is the decoded image limit ("5MB", read as 5 MiB).
+	MaxImageBytes = 5 << 20
+	// MaxBodyBytes caps the JSON body: base64 of MaxImageBytes (about
+	// 6.7 MiB) plus room for a data: prefix, line breaks and the rest.
+	MaxBodyBytes = 8 << 20
+	// DefaultThreshold is the search threshold in percent.
+	DefaultThreshold = 80.0
+	// maxMatches is how many users a search returns at most.
+	maxMatches = 10
+	// requestTimeout bounds one request.
+	requestTimeout = 30 * time.Second
+)
+
+// Error messages in "errors" (stable: clients may compare them).
+const (
+	msgDuplicate     = "provided userId already exists"
+	msgNoFace        = "no face detected in the provided image"
+	msgFaceRequired  = "face is required"
+	msgEncoding      = "invalid image encoding"
+	msgFormat        = "invalid image format"
+	msgTooBig        = "image exceeds the maximum size of 5MB"
+	msgUnreadable    = "invalid image"
+	msgThreshold     = "threshold must be a number from 0 to 100"
+	msgJSON          = "invalid JSON body"
+	msgInvalid       = "invalid request"
+	msgUserID        = "invalid userId"
+	msgUnauthorized  = "missing or invalid x-api-key"
+	msgForbidden     = "the API key lacks the required scope"
+	msgBusy          = "too many requests in progress, retry later"
+	msgMethod        = "method not allowed"
+	msgUnavailable   = "the request could not be completed in time"
+	msgInternalError = "internal error"
+)
+
+// handler serves the dialect.
+type handler struct {
+	svc    *service.Service
+	q      Queue
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the dialect's handler; mount it with api.Server.Mount, which
+// strips the prefix, so it sees paths like /users/{id}.
+func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
+	for _, p := range []string{"/users/search", "/users/search/{$}"} {
+		h.mux.Handle("POST "+p, h.route(auth.ScopeRead, h.search))
+	}
+	for _, p := range []string{"/users/{id}", "/users/{id}/{$}"} {
+		h.mux.Handle("POST "+p, h.route(auth.ScopeWrite, h.enroll))
+		h.mux.Handle("DELETE "+p, h.route(auth.ScopeWrite, h.unenroll))
+	}
+	return h
+}
+
+// ServeHTTP answers unrouted requests in the dialect's style: the mux
+// decides between 404 and 405, and only its status and Allow are kept.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mh, pattern := h.mux.Handler(r)
+	if pattern != "" {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	c := &capture{header: http.Header{}, status: http.StatusNotFound}
+	mh.ServeHTTP(c, r)
+	if c.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", c.header.Get("Allow"))
+		writeError(w, &apiError{status: http.StatusMethodNotAllowed, msg: msgMethod})
+		return
+	}
+	writeError(w, &apiError{status: http.StatusNotFound})
+}
+
+type capture struct {
+	header http.Header
+	status int
+}
+
+func (c *capture) Header() http.Header         { return c.header }
+func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
+func (c *capture) WriteHeader(status int)      { c.status = status }
+
+// apiError is an answer in the document's error style.
+type apiError struct {
+	status int
+	msg    string // the "errors" entry; empty for 404
+	err    error  // logged for 5xx, never shown
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err) }
+
+func badRequest(msg string) *apiError { return &apiError{status: http.StatusBadRequest, msg: msg} }
+
+// errorBody is the document's error shape.
+type errorBody struct {
+	Status int      `json:"status"`
+	Title  string   `json:"title"`
+	Detail string   `json:"detail"`
+	Type   string   `json:"type"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// details are the "detail" texts; the 400 and 404 ones are the document's.
+var details = map[int]string{
+	http.StatusBadRequest:          "Invalid request.",
+	http.StatusUnauthorized:        "Authentication is required and has failed or has not been provided.",
+	http.StatusForbidden:           "The client does not have access rights to the content.",
+	http.StatusNotFound:            "Server cannot find the requested resource.",
+	http.StatusMethodNotAllowed:    "The request method is not supported by the target resource.",
+	http.StatusTooManyRequests:     "The user has sent too many requests in a given amount of time.",
+	http.StatusInternalServerError: "The server has encountered a situation it does not know how to handle.",
+	http.StatusServiceUnavailable:  "The server is not ready to handle the request.",
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	b := errorBody{
+		Status: e.status,
+		Title:  http.StatusText(e.status),
+		Detail: details[e.status],
+		Type:   "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/" + strconv.Itoa(e.status),
+	}
+	if e.msg != "" {
+		b.Errors = []string{e.msg}
+	}
+	if e.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"status":500}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// serve is a route's body: it returns the success status and body (nil:
+// empty body) or an error.
+type serve func(r *http.Request) (int, any, error)
+
+// route applies the timeout, body cap and key check, then writes the
+// answer.
+func (h *handler) route(scope string, fn serve) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		var status int
+		var body any
+		_, err := h.svc.Authenticate(ctx, r.Header.Get("x-api-key"), scope)
+		if err == nil {
+			status, body, err = fn(r)
+		}
+		if err != nil {
+			e := h.classify(err)
+			if e.status >= 500 {
+				h.logger.Error("users: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, e)
+			return
+		}
+		if body == nil {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// classify maps an error to its answer.
+func (h *handler) classify(err error) *apiError {
+	var e *apiError
+	var many *face.ErrTooManyFaces
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, service.ErrUnauthorized):
+		return &apiError{status: http.StatusUnauthorized, msg: msgUnauthorized}
+	case errors.Is(err, service.ErrForbidden):
+		return &apiError{status: http.StatusForbidden, msg: msgForbidden}
+	case errors.Is(err, api.ErrBusy):
+		return &apiError{status: http.StatusTooManyRequests, msg: msgBusy}
+	case errors.Is(err, store.ErrDuplicate):
+		return badRequest(msgDuplicate)
+	case errors.Is(err, service.ErrNoFace):
+		return badRequest(msgNoFace)
+	case errors.Is(err, store.ErrNotFound):
+		return &apiError{status: http.StatusNotFound}
+	case errors.Is(err, face.ErrUnsupportedFormat):
+		return badRequest(msgFormat)
+	case errors.Is(err, face.ErrTooLarge):
+		return badRequest(msgTooBig)
+	case errors.Is(err, face.ErrEmpty), errors.Is(err, face.ErrCorrupt), errors.Is(err, face.ErrTooSmall),
+		errors.Is(err, face.ErrTooManyPixels), errors.As(err, &many):
+		return badRequest(msgUnreadable)
+	case errors.Is(err, store.ErrInvalid):
+		return badRequest(msgUserID)
+	case errors.Is(err, service.ErrInvalid):
+		return badRequest(msgInvalid)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &apiError{status: http.StatusServiceUnavailable, msg: msgUnavailable, err: err}
+	default:
+		return &apiError{status: http.StatusInternalServerError, msg: msgInternalError, err: err}
+	}
+}
+
+// acquire takes an inference slot.
+func (h *handler) acquire(ctx context.Context) (func(), error) {
+	if h.q == nil {
+		return func() {}, nil
+	}
+	return h.q.Acquire(ctx)
+}
+
+// enroll serves POST /users/{id}.
+func (h *handler) enroll(r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	var req struct {
+		Face *string `json:"face"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	photo, err := decodeFace(req.Face)
+	if err != nil {
+		return 0, nil, err
+	}
+	release, err := h.acquire(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	_, _, err = h.svc.Enroll(r.Context(), service.EnrollRequest{
+		Person:    store.Person{ID: id},
+		Photos:    [][]byte{photo},
+		FaceInput: service.FaceInput{Selector: face.SelectBiggest},
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, nil, nil
+}
+
+// Match is one search result.
+type Match struct {
+	UserID     string  `json:"userId"`
+	Similarity float64 `json:"similarity"`
+}
+
+// search serves POST /users/search.
+func (h *handler) search(r *http.Request) (int, any, error) {
+	var req struct {
+		Face      *string         `json:"face"`
+		Threshold json.RawMessage `json:"threshold"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	threshold, err := parseThreshold(req.Threshold)
+	if err != nil {
+		return 0, nil, err
+	}
+	photo, err := decodeFace(req.Face)
+	if err != nil {
+		return 0, nil, err
+	}
+	release, err := h.acquire(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	// Filter here on the rounded percentage rather than in the service on
+	// float32 confidences, so that what is shown agrees with the threshold.
+	res, err := h.svc.Identify(r.Context(), service.IdentifyRequest{
+		Photo:     photo,
+		N:         maxMatches,
+		Threshold: service.Threshold{None: true},
+		Selector:  face.SelectBiggest,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(res) == 0 {
+		return 0, nil, badRequest(msgNoFace)
+	}
+	matches := []Match{}
+	for _, m := range res[0].Matches {
+		sim := math.Round(float64(m.Confidence)*100*1e5) / 1e5
+		if sim < threshold {
+			continue
+		}
+		if i := slices.IndexFunc(matches, func(x Match) bool { return x.UserID == m.Person.ID }); i >= 0 {
+			matches[i].Similarity = max(matches[i].Similarity, sim)
+			continue
+		}
+		matches = append(matches, Match{UserID: m.Person.ID, Similarity: sim})
+	}
+	if len(matches) == 0 {
+		return 0, nil, &apiError{status: http.StatusNotFound}
+	}
+	slices.SortStableFunc(matches, func(a, b Match) int {
+		switch {
+		case a.Similarity > b.Similarity:
+			return -1
+		case a.Similarity < b.Similarity:
+			return 1
+		}
+		return 0
+	})
+	return http.StatusOK, map[string][]Match{"matches": matches}, nil
+}
+
+// unenroll serves DELETE /users/{id}.
+func (h *handler) unenroll(r *http.Request) (int, any, error) {
+	if err := h.svc.DeletePerson(r.Context(), r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, nil, nil
+}
+
+// decodeBody reads the JSON body into v, tolerating a trailing comma.
+func decodeBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return badRequest(msgTooBig)
+		}
+		return &apiError{status: http.StatusBadRequest, msg: msgJSON, err: err}
+	}
+	if err := json.Unmarshal(stripTrailingCommas(b), v); err != nil {
+		return badRequest(msgJSON)
+	}
+	return nil
+}
+
+// stripTrailingCommas drops each comma, outside strings, that follows a
+// value and precedes (up to whitespace) a closing } or ]. Valid JSON has
+// no such comma, so it is returned unchanged.
+func stripTrailingCommas(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	inString, escaped := false, false
+	var last byte // last non-whitespace byte written outside strings
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+				last = '"'
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ',':
+			j := i + 1
+			for j < len(b) && isSpace(b[j]) {
+				j++
+			}
+			if j < len(b) && (b[j] == '}' || b[j] == ']') && last != 0 && !strings.ContainsRune("{[,:", rune(last)) {
+				continue // drop it
+			}
+		}
+		out = append(out, c)
+		if !isSpace(c) && c != '"' {
+			last = c
+		}
+	}
+	return out
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// parseThreshold reads the optional percentage.
+func parseThreshold(raw json.RawMessage) (float64, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return DefaultThreshold, nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return 0, badRequest(msgThreshold)
+		}
+		s = strings.TrimSpace(str)
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > 100 {
+		return 0, badRequest(msgThreshold)
+	}
+	return v, nil
+}
+
+// decodeFace turns the "face" field into image bytes: base64 (standard or
+// URL-safe, padding optional, line breaks ignored, optionally a data: URI)
+// of a JPEG or PNG of at most MaxImageBytes.
+func decodeFace(f *string) ([]byte, error) {
+	if f == nil || strings.TrimSpace(*f) == "" {
+		return nil, badRequest(msgFaceRequired)
+	}
+	s := strings.TrimSpace(*f)
+	if strings.HasPrefix(s, "data:") {
+		meta, data, ok := strings.Cut(s, ",")
+		if !ok || !strings.HasSuffix(meta, ";base64") {
+			return nil, badRequest(msgEncoding)
+		}
+		s = data
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimRight(s, "=")
+	if base64.RawStdEncoding.DecodedLen(len(s)) > MaxImageBytes {
+		return nil, badRequest(msgTooBig)
+	}
+	enc := base64.RawStdEncoding
+	if strings.ContainsAny(s, "-_") {
+		enc = base64.RawURLEncoding
+	}
+	photo, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, badRequest(msgEncoding)
+	}
+	if len(photo) > MaxImageBytes {
+		return nil, badRequest(msgTooBig)
+	}
+	if !isJPEG(photo) && !isPNG(photo) {
+		return nil, badRequest(msgFormat)
+	}
+	return photo, nil
+}
+
+func isJPEG(b []byte) bool { return len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF }
+
+func isPNG(b []byte) bool { return strings.HasPrefix(string(b), "\x89PNG\r\n\x1a\n") }

@@ -2,20 +2,16 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/internal/apitest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -25,18 +21,7 @@ import (
 // fuzz worker): loading the models is the slow part.
 var vision *daemon.Vision
 
-func TestMain(m *testing.M) {
-	cfg := daemon.DefaultVision()
-	v, err := daemon.OpenVision(context.Background(), cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "api tests need the runtimes and models (`make deps`):", err)
-		os.Exit(1)
-	}
-	vision = v
-	code := m.Run()
-	v.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { apitest.Main(m, &vision) }
 
 // env is a real server on loopback over a fresh store, with one key per
 // scope.
@@ -53,27 +38,9 @@ type env struct {
 // newEnv starts a server; cfg.Service is filled in.
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "faced.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc, err := service.New(context.Background(), db, vision.Pipeline, service.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{Svc: svc, DB: db}
-	for _, k := range []struct {
-		dst    *string
-		scopes []string
-	}{{&e.Read, []string{"read"}}, {&e.Write, []string{"read", "write"}}, {&e.Admin, []string{"admin"}}} {
-		key, err := service.CreateAPIKey(context.Background(), db, "test", k.scopes, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		*k.dst = key.Token
-	}
-	cfg.Service = svc
+	f := apitest.New(t, vision)
+	e := &env{Svc: f.Svc, DB: f.DB, Read: f.Read, Write: f.Write, Admin: f.Admin}
+	cfg.Service = f.Svc
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

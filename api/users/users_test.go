@@ -14,8 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,6 +24,7 @@ import (
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/internal/apitest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -33,17 +32,7 @@ import (
 
 var vision *daemon.Vision
 
-func TestMain(m *testing.M) {
-	v, err := daemon.OpenVision(context.Background(), daemon.DefaultVision())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "users tests need the runtimes and models (`make deps`):", err)
-		os.Exit(1)
-	}
-	vision = v
-	code := m.Run()
-	v.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { apitest.Main(m, &vision) }
 
 // The document's sample user id.
 const userID = "f7eab18f-e5d3-4dac-9d4d-cfb969ef848e"
@@ -84,26 +73,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "faced.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc, err := service.New(context.Background(), db, vision.Pipeline, service.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{svc: svc, client: &http.Client{Timeout: time.Minute}}
-	for _, k := range []struct {
-		dst    *string
-		scopes []string
-	}{{&e.read, []string{"read"}}, {&e.write, []string{"read", "write"}}} {
-		key, err := service.CreateAPIKey(context.Background(), db, "test", k.scopes, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		*k.dst = key.Token
-	}
+	f := apitest.New(t, vision)
+	svc := f.Svc
+	e := &env{svc: svc, read: f.Read, write: f.Write, client: &http.Client{Timeout: time.Minute}}
 	logger := slog.New(slog.DiscardHandler)
 	srv := api.New(api.Config{Service: svc, Logger: logger})
 	srv.Mount("/compat/users", users.New(svc, srv, logger))

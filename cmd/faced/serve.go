@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/api/facesearch"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
 )
@@ -106,6 +107,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Inference latency per model goes to /metrics.
 	d.Service.Pipeline().SetObserver(srv.ObserveInference)
 	srv.Mount("/compat/users", users.New(d.Service, srv, logger))
+	srv.Mount("/compat/facesearch", facesearch.New(d.Service, srv, logger))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/facesearch"
+	"github.com/facedhq/faced/api/miicloud"
+	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
 )
@@ -108,6 +110,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	d.Service.Pipeline().SetObserver(srv.ObserveInference)
 	srv.Mount("/compat/users", users.New(d.Service, srv, logger))
 	srv.Mount("/compat/facesearch", facesearch.New(d.Service, srv, logger))
+	srv.Mount("/compat/trueface", trueface.New(d.Service, srv, logger))
+	srv.Mount("/compat/miicloud", miicloud.New(d.Service, srv, logger))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -54,6 +54,13 @@ func (f *fetcher) allowed(u *url.URL) bool {
 	return slices.Contains(f.allow, u.Host) || slices.Contains(f.allow, u.Hostname())
 }
 
+// FetchPhoto downloads a photo from an allow-listed host, for dialects
+// whose documents send photo URLs; it fails when fetching is off or the
+// host is not allowed.
+func (s *Server) FetchPhoto(ctx context.Context, url string) ([]byte, error) {
+	return s.fetcher.fetch(ctx, url)
+}
+
 // fetch downloads one photo.
 func (f *fetcher) fetch(ctx context.Context, raw string) ([]byte, error) {
 	if f == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/facesearch"
+	"github.com/facedhq/faced/api/findface"
 	"github.com/facedhq/faced/api/miicloud"
 	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/api/users"
@@ -112,6 +113,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv.Mount("/compat/facesearch", facesearch.New(d.Service, srv, logger))
 	srv.Mount("/compat/trueface", trueface.New(d.Service, srv, logger))
 	srv.Mount("/compat/miicloud", miicloud.New(d.Service, srv, logger))
+	srv.Mount("/compat/findface", findface.New(d.Service, srv, logger))
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

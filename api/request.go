@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,7 +164,7 @@ func photoString(ctx context.Context, s string, f *fetcher) ([]byte, error) {
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 		return f.fetch(ctx, s)
 	}
-	return decodeBase64Photo(s)
+	return DecodeBase64Photo(s, 0)
 }
 
 // photoError names the field of a photo that could not be read; problems
@@ -179,25 +178,6 @@ func photoError(field string, err error) error {
 		return fmt.Errorf("%s: %w", field, err)
 	}
 	return badRequest("bad_photo", fmt.Sprintf("%s: %v", field, err))
-}
-
-// decodeBase64Photo decodes base64 (standard or URL alphabet, with or
-// without padding, optionally a data: URI).
-func decodeBase64Photo(s string) ([]byte, error) {
-	if rest, ok := strings.CutPrefix(s, "data:"); ok {
-		_, data, found := strings.Cut(rest, ",")
-		if !found {
-			return nil, errors.New("malformed data: URI")
-		}
-		s = data
-	}
-	s = strings.TrimRight(s, "=")
-	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-		if data, err := enc.DecodeString(s); err == nil {
-			return data, nil
-		}
-	}
-	return nil, errors.New("not valid base64")
 }
 
 // photo returns the one photo under name.

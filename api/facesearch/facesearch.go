@@ -103,7 +103,6 @@ package facesearch
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -504,30 +503,9 @@ func decodeImage(in *imageIn) ([]byte, error) {
 		}
 		return nil, fail(http.StatusBadRequest, CodeNoContent)
 	}
-	s := strings.TrimSpace(*in.Base64)
-	if strings.HasPrefix(s, "data:") {
-		meta, data, ok := strings.Cut(s, ",")
-		if !ok || !strings.HasSuffix(meta, ";base64") {
-			return nil, fail(http.StatusBadRequest, CodeImageFormat)
-		}
-		s = data
-	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimRight(s, "=")
-	if base64.RawStdEncoding.DecodedLen(len(s)) > MaxImageBytes {
-		return nil, fail(http.StatusBadRequest, CodeImageFormat)
-	}
-	enc := base64.RawStdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.RawURLEncoding
-	}
-	photo, err := enc.DecodeString(s)
-	if err != nil || len(photo) == 0 {
+	photo, err := api.DecodeBase64Photo(*in.Base64, MaxImageBytes)
+	if err != nil {
+		// Too large and malformed are both "image format" (code 3).
 		return nil, fail(http.StatusBadRequest, CodeImageFormat)
 	}
 	return photo, nil

@@ -111,7 +111,6 @@ package findface
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -331,8 +330,6 @@ type Fetcher interface {
 	FetchPhoto(ctx context.Context, url string) ([]byte, error)
 }
 
-var trailingComma = regexp.MustCompile(`,\s*([}\]])`)
-
 func parse(r *http.Request) (*request, error) {
 	req := &request{Request: r, f: map[string]any{}, files: map[string][]byte{}}
 	ct := r.Header.Get("Content-Type")
@@ -374,7 +371,7 @@ func parse(r *http.Request) (*request, error) {
 		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			if err := json.Unmarshal(b, &req.f); err != nil {
-				if err2 := json.Unmarshal(trailingComma.ReplaceAll(b, []byte("$1")), &req.f); err2 != nil {
+				if err2 := json.Unmarshal(api.StripTrailingCommas(b), &req.f); err2 != nil {
 					return nil, badRequest("Invalid JSON body: %v", err)
 				}
 			}
@@ -601,21 +598,8 @@ func (r *request) photo(k string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	if strings.HasPrefix(low, "data:") {
-		if _, after, ok := strings.Cut(s, ","); ok {
-			s = after
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == ' ' {
-			return -1
-		}
-		return r
-	}, s)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) > 0 {
-			return b, nil
-		}
+	if b, err := api.DecodeBase64Photo(s, 0); err == nil {
+		return b, nil
 	}
 	return nil, badRequest("Invalid %s: not an uploaded file nor base64", k)
 }

@@ -142,7 +142,6 @@ package trueface
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -434,29 +433,11 @@ func decodeB64(field, s string) ([]byte, error) {
 	if s == "" {
 		return nil, bad(field + " is required")
 	}
-	if strings.HasPrefix(s, "data:") {
-		meta, data, found := strings.Cut(s, ",")
-		if !found || !strings.HasSuffix(meta, ";base64") {
-			return nil, bad(field + " is not valid base64")
-		}
-		s = data
-	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimRight(s, "=")
-	if base64.RawStdEncoding.DecodedLen(len(s)) > MaxImageBytes {
+	b, err := api.DecodeBase64Photo(s, MaxImageBytes)
+	if errors.Is(err, api.ErrPhotoTooLarge) {
 		return nil, bad(field + " exceeds 5 MiB")
 	}
-	enc := base64.RawStdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.RawURLEncoding
-	}
-	b, err := enc.DecodeString(s)
-	if err != nil || len(b) == 0 {
+	if err != nil {
 		return nil, bad(field + " is not valid base64")
 	}
 	return b, nil

@@ -105,7 +105,6 @@ package users
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -473,55 +472,11 @@ func decodeBody(r *http.Request, v any) error {
 		}
 		return &apiError{status: http.StatusBadRequest, msg: msgJSON, err: err}
 	}
-	if err := json.Unmarshal(stripTrailingCommas(b), v); err != nil {
+	if err := json.Unmarshal(api.StripTrailingCommas(b), v); err != nil {
 		return badRequest(msgJSON)
 	}
 	return nil
 }
-
-// stripTrailingCommas drops each comma, outside strings, that follows a
-// value and precedes (up to whitespace) a closing } or ]. Valid JSON has
-// no such comma, so it is returned unchanged.
-func stripTrailingCommas(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	inString, escaped := false, false
-	var last byte // last non-whitespace byte written outside strings
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			out = append(out, c)
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-				last = '"'
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case ',':
-			j := i + 1
-			for j < len(b) && isSpace(b[j]) {
-				j++
-			}
-			if j < len(b) && (b[j] == '}' || b[j] == ']') && last != 0 && !strings.ContainsRune("{[,:", rune(last)) {
-				continue // drop it
-			}
-		}
-		out = append(out, c)
-		if !isSpace(c) && c != '"' {
-			last = c
-		}
-	}
-	return out
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // parseThreshold reads the optional percentage.
 func parseThreshold(raw json.RawMessage) (float64, error) {
@@ -550,34 +505,12 @@ func decodeFace(f *string) ([]byte, error) {
 	if f == nil || strings.TrimSpace(*f) == "" {
 		return nil, badRequest(msgFaceRequired)
 	}
-	s := strings.TrimSpace(*f)
-	if strings.HasPrefix(s, "data:") {
-		meta, data, ok := strings.Cut(s, ",")
-		if !ok || !strings.HasSuffix(meta, ";base64") {
-			return nil, badRequest(msgEncoding)
-		}
-		s = data
-	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimRight(s, "=")
-	if base64.RawStdEncoding.DecodedLen(len(s)) > MaxImageBytes {
+	photo, err := api.DecodeBase64Photo(*f, MaxImageBytes)
+	if errors.Is(err, api.ErrPhotoTooLarge) {
 		return nil, badRequest(msgTooBig)
 	}
-	enc := base64.RawStdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.RawURLEncoding
-	}
-	photo, err := enc.DecodeString(s)
 	if err != nil {
 		return nil, badRequest(msgEncoding)
-	}
-	if len(photo) > MaxImageBytes {
-		return nil, badRequest(msgTooBig)
 	}
 	if !isJPEG(photo) && !isPNG(photo) {
 		return nil, badRequest(msgFormat)

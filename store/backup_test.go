@@ -100,7 +100,7 @@ func TestBackupWhileWritingThenRestore(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if _, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: p.ID}, []byte("snap")); err != nil {
+			if _, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: p.ID}, []byte("snap"), nil); err != nil {
 				t.Error(err)
 				return
 			}

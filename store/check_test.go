@@ -54,7 +54,7 @@ func TestCheckFindsDamage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			db.AddEvent(ctx, Event{PersonID: "someone"}, []byte("snap"))
+			db.AddEvent(ctx, Event{PersonID: "someone"}, []byte("snap"), nil)
 			db.PutAPIKey(ctx, APIKey{ID: "k", Hash: []byte("hash")})
 			mustCheck(t, db)
 			if err := db.bolt.Update(func(tx *bbolt.Tx) error { return tt.damage(tx, faces[0]) }); err != nil {

@@ -85,7 +85,7 @@ func TestConcurrentOperations(t *testing.T) {
 		}
 	})
 	run("events", 60, func(r *rand.Rand, _ int) error {
-		_, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: pick(r)}, nil, OutboxMessage{Topic: "e"})
+		_, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: pick(r)}, nil, queueOn("e"))
 		return err
 	})
 	run("embeddings", 10, func(*rand.Rand, int) error {

@@ -147,10 +147,16 @@ func checkEvent(e *Event, snapshot []byte) error {
 	return nil
 }
 
-// AddEvent records an event (and its snapshot, if not empty) with the
-// outbox messages out, in one transaction. The id comes from a sequence;
-// a zero Time means now.
-func (db *DB) AddEvent(ctx context.Context, e Event, snapshot []byte, out ...OutboxMessage) (Event, error) {
+// EventQueue turns a recorded event (id and time assigned) into the
+// outbox messages that announce it.
+type EventQueue func(Event) ([]OutboxMessage, error)
+
+// AddEvent records an event (and its snapshot, if not empty) and, when
+// queue is not nil, the outbox messages it makes of the stored event, in
+// one transaction: an event is never announced without being kept, nor
+// kept without being announced. The id comes from a sequence; a zero Time
+// means now.
+func (db *DB) AddEvent(ctx context.Context, e Event, snapshot []byte, queue EventQueue) (Event, error) {
 	err := func() error {
 		if err := checkEvent(&e, snapshot); err != nil {
 			return err
@@ -193,6 +199,13 @@ func (db *DB) AddEvent(ctx context.Context, e Event, snapshot []byte, out ...Out
 				if err := snaps.Put(u64(id), snapshot); err != nil {
 					return err
 				}
+			}
+			if queue == nil {
+				return nil
+			}
+			out, err := queue(e)
+			if err != nil {
+				return fmt.Errorf("queue event %d: %w", id, err)
 			}
 			return db.enqueue(tx, out)
 		})

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -17,7 +18,7 @@ func TestEventRoundTrip(t *testing.T) {
 		Matched: true, Box: [4]float32{1, 2, 3, 4}, Meta: Metadata{"liveness": 0.99},
 	}
 	snap := []byte("\xff\xd8frame")
-	e, err := db.AddEvent(ctx, in, snap, OutboxMessage{Topic: "events"})
+	e, err := db.AddEvent(ctx, in, snap, queueOn("events"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestEventRoundTrip(t *testing.T) {
 	if s, err := db.EventSnapshot(ctx, e.ID); err != nil || !bytes.Equal(s, snap) {
 		t.Errorf("EventSnapshot = %q, %v", s, err)
 	}
-	plain, _ := db.AddEvent(ctx, Event{CameraID: "door-1", Time: time.Date(1999, 1, 1, 0, 0, 0, 5, time.UTC)}, nil)
+	plain, _ := db.AddEvent(ctx, Event{CameraID: "door-1", Time: time.Date(1999, 1, 1, 0, 0, 0, 5, time.UTC)}, nil, nil)
 	if _, err := db.EventSnapshot(ctx, plain.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("snapshot of event without one: %v", err)
 	}
@@ -48,7 +49,7 @@ func TestEventRoundTrip(t *testing.T) {
 		{Time: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	for _, e := range bad {
-		if _, err := db.AddEvent(ctx, e, nil); !errors.Is(err, ErrInvalid) {
+		if _, err := db.AddEvent(ctx, e, nil, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("AddEvent(%+v) = %v, want ErrInvalid", e, err)
 		}
 	}
@@ -65,7 +66,7 @@ func TestListEvents(t *testing.T) {
 		if e.Matched {
 			e.PersonID = []string{"p0", "p1", "p2", "p3"}[i%4]
 		}
-		got, err := db.AddEvent(ctx, e, nil)
+		got, err := db.AddEvent(ctx, e, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +147,7 @@ func TestListEvents(t *testing.T) {
 	})
 	t.Run("cursor stable under inserts", func(t *testing.T) {
 		page, _ := db.ListEvents(ctx, EventQuery{Limit: 10})
-		db.AddEvent(ctx, Event{CameraID: "c9", Time: base.Add(time.Hour)}, nil) // newer than all
+		db.AddEvent(ctx, Event{CameraID: "c9", Time: base.Add(time.Hour)}, nil, nil) // newer than all
 		page2, _ := db.ListEvents(ctx, EventQuery{Limit: 10, Cursor: page.Next})
 		if page2.Items[0].ID != all[49].ID {
 			t.Errorf("second page starts at %d, want %d", page2.Items[0].ID, all[49].ID)
@@ -163,4 +164,38 @@ func eventIDs(es []Event) []uint64 {
 		ids[i] = e.ID
 	}
 	return ids
+}
+
+// queueOn makes one outbox message per event, on topic, carrying the
+// stored event's id.
+func queueOn(topic string) EventQueue {
+	return func(e Event) ([]OutboxMessage, error) {
+		return []OutboxMessage{{Topic: topic, Payload: fmt.Appendf(nil, "event %d", e.ID)}}, nil
+	}
+}
+
+// The queue sees the stored event (its id assigned) and runs in the
+// event's transaction: its error leaves neither event nor message.
+func TestAddEventQueue(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	e, err := db.AddEvent(ctx, Event{CameraID: "door-1"}, nil, queueOn("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := db.PeekOutbox(ctx, 0)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Payload) != fmt.Sprintf("event %d", e.ID) {
+		t.Fatalf("outbox = %+v, %v; want the message of event %d", msgs, err, e.ID)
+	}
+	boom := errors.New("boom")
+	_, err = db.AddEvent(ctx, Event{CameraID: "door-2"}, nil, func(Event) ([]OutboxMessage, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("AddEvent with failing queue: %v, want boom", err)
+	}
+	page, err := db.ListEvents(ctx, EventQuery{})
+	if err != nil || len(page.Items) != 1 {
+		t.Errorf("events after failed queue = %+v, %v; want only the first", page.Items, err)
+	}
+	if st, _ := db.OutboxStats(ctx); st.Count != 1 {
+		t.Errorf("outbox count %d after failed queue, want 1", st.Count)
+	}
 }

@@ -186,7 +186,7 @@ func TestDeletePerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, otherFaces, _ := db.CreatePerson(ctx, Person{}, []NewFace{face(4, "g")})
-	ev, _ := db.AddEvent(ctx, Event{CameraID: "c", PersonID: p.ID, FaceID: faces[0].ID, Matched: true}, nil)
+	ev, _ := db.AddEvent(ctx, Event{CameraID: "c", PersonID: p.ID, FaceID: faces[0].ID, Matched: true}, nil, nil)
 
 	deleted, err := db.DeletePerson(ctx, p.ID, OutboxMessage{Topic: "persons/deleted", Payload: []byte(p.ID)})
 	if err != nil {

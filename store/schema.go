@@ -20,7 +20,9 @@ import (
 //	   the embedder id, and face records become binary: a start-up index
 //	   rebuild copies vectors instead of parsing text, and a 512-d vector
 //	   takes 2 KB instead of ~5 KB of decimal digits.
-const CurrentSchemaVersion = 2
+//	3  adds sync_revisions: the last fleet-sync revision applied to each
+//	   gallery, so gallery operations stay idempotent across restarts.
+const CurrentSchemaVersion = 3
 
 // Top-level buckets. Keys are documented where each is written.
 var (
@@ -42,6 +44,7 @@ var (
 	bucketAPIKeys          = []byte("api_keys")
 	bucketAPIKeysByHash    = []byte("api_keys_by_hash")
 	bucketOutbox           = []byte("outbox")
+	bucketSyncRevisions    = []byte("sync_revisions")
 )
 
 // Keys in the meta bucket.
@@ -62,12 +65,18 @@ var bucketsV1 = [][]byte{
 
 var bucketsV2 = append(append([][]byte(nil), bucketsV1...), bucketEmbeddings)
 
+var bucketsV3 = append(append([][]byte(nil), bucketsV2...), bucketSyncRevisions)
+
+// buckets is the current schema's bucket set.
+var buckets = bucketsV3
+
 // migrations[v] turns a version-v file into version v+1 inside the caller's
 // transaction. Open runs the whole chain in one write transaction, so a
 // crash or an error anywhere leaves the file exactly at its old version,
 // and a file is never seen half-migrated. Migrations only go forward.
 var migrations = map[int]func(tx *bbolt.Tx) error{
 	1: migrateV1toV2,
+	2: migrateV2toV3,
 }
 
 // readVersion returns the schema version of an open file: 0 for an empty
@@ -109,7 +118,7 @@ func upgrade(tx *bbolt.Tx) (from int, err error) {
 		return from, errNewer(from)
 	}
 	if from == 0 {
-		for _, name := range bucketsV2 {
+		for _, name := range buckets {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return from, fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -140,7 +149,7 @@ func errNewer(v int) error {
 // checkBuckets makes sure a file that claims the current version has every
 // bucket this code will dereference.
 func checkBuckets(tx *bbolt.Tx) error {
-	for _, name := range bucketsV2 {
+	for _, name := range buckets {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %s missing", ErrCorrupt, name)
 		}
@@ -226,6 +235,15 @@ func migrateV1toV2(tx *bbolt.Tx) error {
 		if err := faces.Put(r.key, r.val); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// migrateV2toV3 adds the (empty) sync revisions bucket: a store that never
+// synced has applied no revision of any gallery.
+func migrateV2toV3(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucket(bucketSyncRevisions); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSyncRevisions, err)
 	}
 	return nil
 }

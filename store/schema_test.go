@@ -142,7 +142,9 @@ func rawVersion(t *testing.T, path string) (int, bool) {
 	return v, emb
 }
 
-func TestMigrateV1ToV2(t *testing.T) {
+// A v1 file goes through every migration: v2's binary faces, v3's sync
+// revisions bucket.
+func TestMigrateV1ToCurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	persons, faces := writeV1Fixture(t, path, false)
 
@@ -151,8 +153,11 @@ func TestMigrateV1ToV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.SchemaVersion() != 2 || CurrentSchemaVersion != 2 {
+	if db.SchemaVersion() != 3 || CurrentSchemaVersion != 3 {
 		t.Fatalf("schema version %d", db.SchemaVersion())
+	}
+	if revs, err := db.SyncRevisions(ctx); err != nil || len(revs) != 0 {
+		t.Fatalf("sync revisions after migration = %v, %v; want none", revs, err)
 	}
 	for id, name := range persons {
 		p, err := db.GetPerson(ctx, id)

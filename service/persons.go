@@ -283,7 +283,7 @@ func (s *Service) RecordEvent(ctx context.Context, e store.Event, snapshot []byt
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
 	}
-	return s.store.AddEvent(ctx, e, snapshot)
+	return s.store.AddEvent(ctx, e, snapshot, s.cfg.EventQueue)
 }
 
 // ListEvents searches the event history (person, cameras, time range,

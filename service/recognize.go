@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/index"
@@ -155,6 +156,7 @@ type IdentifyRequest struct {
 // Match is one gallery face matching a query face.
 type Match struct {
 	FaceID     uint64
+	Galleries  []string // the face's galleries
 	Person     store.Person
 	Similarity float32
 	Confidence float32
@@ -227,7 +229,19 @@ func (s *Service) matchOf(ctx context.Context, h index.Hit, conf float32) (Match
 	if err != nil {
 		return Match{}, false
 	}
-	return Match{FaceID: f.ID, Person: p, Similarity: h.Score, Confidence: conf}, true
+	return Match{FaceID: f.ID, Galleries: f.Galleries, Person: p, Similarity: h.Score, Confidence: conf}, true
+}
+
+// matchedGallery names the gallery an event's match came from: the first
+// of the face's galleries that the request searched (any, when it named
+// none).
+func matchedGallery(faceGalleries, searched []string) string {
+	for _, g := range faceGalleries {
+		if len(searched) == 0 || slices.Contains(searched, g) {
+			return g
+		}
+	}
+	return ""
 }
 
 // recordMatch stores the event of one identified face.
@@ -237,12 +251,13 @@ func (s *Service) recordMatch(ctx context.Context, req IdentifyRequest, id Ident
 	if len(id.Matches) > 0 {
 		m := id.Matches[0]
 		e.Matched, e.PersonID, e.FaceID, e.Confidence = true, m.Person.ID, m.FaceID, m.Confidence
+		e.Gallery = matchedGallery(m.Galleries, req.Galleries)
 	}
 	var snapshot []byte
 	if req.Snapshot {
 		snapshot = id.Face.Aligned
 	}
-	ev, err := s.store.AddEvent(ctx, e, snapshot)
+	ev, err := s.store.AddEvent(ctx, e, snapshot, s.cfg.EventQueue)
 	if err != nil {
 		return 0, fmt.Errorf("service: record event: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/facedhq/faced/face"
@@ -52,6 +53,10 @@ type Config struct {
 	KeepImages bool
 	// Threshold used when a request gives none.
 	Threshold Threshold
+	// EventQueue, when set, turns every recorded event into the outbox
+	// messages that announce it (fleet sync), queued in the transaction
+	// that stores the event.
+	EventQueue store.EventQueue
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -69,6 +74,9 @@ type Service struct {
 	// writeMu serialises writes that must reach the store and the index
 	// in the same order.
 	writeMu sync.Mutex
+
+	// threshold, once set (SetThreshold), replaces cfg.Threshold.
+	threshold atomic.Pointer[Threshold]
 }
 
 // New opens the service: it makes sure the default gallery exists and
@@ -196,4 +204,4 @@ func (s *Service) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 func (s *Service) Confidence(cos float32) float32 { return s.calib.Confidence(cos) }
 
 // Threshold parses a request's threshold with the service default.
-func (s *Service) Threshold(v string) (Threshold, error) { return ParseThreshold(v, s.cfg.Threshold) }
+func (s *Service) Threshold(v string) (Threshold, error) { return ParseThreshold(v, s.CurrentThreshold()) }

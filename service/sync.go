@@ -1,0 +1,357 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/models"
+	"github.com/facedhq/faced/store"
+)
+
+// Fleet sync: the backend numbers the operations of each gallery, and the
+// device applies them in order, each exactly once (store.ApplySync). The
+// sync package decodes them from the wire; this file turns them into store
+// and index changes.
+
+// SyncKind is what a gallery operation does.
+type SyncKind int
+
+const (
+	SyncCreateGallery SyncKind = iota + 1
+	SyncDeleteGallery
+	SyncUpsertPerson // Persons[0] becomes the person's faces in the gallery
+	SyncDeletePerson // PersonID leaves the gallery
+	SyncSnapshot     // Persons become the gallery's whole content
+)
+
+// SyncOp is one gallery operation at a revision.
+type SyncOp struct {
+	Kind     SyncKind
+	Gallery  string
+	Revision uint64
+	Persons  []SyncPerson
+	PersonID string
+}
+
+// SyncPerson is a person with its faces for one gallery.
+type SyncPerson struct {
+	Person store.Person
+	Faces  []SyncFace
+}
+
+// SyncFace is a face as the backend sends it: an embedding with the id of
+// the embedder that made it, a photo, or both. An embedding from another
+// embedder than the device's is useless here; the photo is then embedded
+// again, and without one the face is refused.
+type SyncFace struct {
+	Embedding  []float32
+	EmbedderID string
+	Photo      []byte
+}
+
+// SyncStatus is the outcome of an operation.
+type SyncStatus string
+
+const (
+	SyncApplied   SyncStatus = "applied"
+	SyncDuplicate SyncStatus = "duplicate" // already at or past its revision
+	SyncGap       SyncStatus = "gap"       // revisions missing before it; nothing done
+	SyncRejected  SyncStatus = "rejected"  // invalid; the revision is passed without change
+)
+
+// SyncResult says what became of an operation. Revision is the gallery's
+// revision afterwards; Skipped lists persons of a snapshot left out (with
+// why), which does not stop the rest of the snapshot.
+type SyncResult struct {
+	Status   SyncStatus
+	Gallery  string
+	Revision uint64
+	Reason   string
+	Faces    int // faces added
+	Skipped  []SyncSkipped
+}
+
+// SyncSkipped is a snapshot's person that could not be applied.
+type SyncSkipped struct {
+	PersonID string
+	Reason   string
+}
+
+// SyncAck builds the acknowledgement of a result, queued in the
+// transaction that records it.
+type SyncAck func(SyncResult) []store.OutboxMessage
+
+// SyncRevisions returns the last applied revision of every synced gallery.
+func (s *Service) SyncRevisions(ctx context.Context) (map[string]uint64, error) {
+	return s.store.SyncRevisions(ctx)
+}
+
+// ApplySync applies op if it is the gallery's next revision (a snapshot:
+// any revision not older than the gallery's) and reports the result, with
+// ack's messages queued atomically with it. Duplicates and gaps change
+// nothing; an invalid operation (a face from another embedder without a
+// photo, a photo without a face, a clash of external ids...) is rejected
+// and its revision passed, so one bad operation does not stall the
+// gallery. An error means the device failed (storage, context) and the
+// operation should be retried.
+func (s *Service) ApplySync(ctx context.Context, op SyncOp, ack SyncAck) (SyncResult, error) {
+	res := SyncResult{Gallery: op.Gallery, Revision: op.Revision}
+	if !store.ValidGalleryName(op.Gallery) {
+		return res, fmt.Errorf("%w: gallery name %q", ErrInvalid, op.Gallery)
+	}
+	cur, err := s.store.SyncRevision(ctx, op.Gallery)
+	if err != nil {
+		return res, err
+	}
+	if r, done := revisionCheck(op, cur); done {
+		return r, nil
+	}
+
+	// The expensive part (embedding photos) runs before the write lock.
+	persons, skipped, rejectErr := s.prepareSync(ctx, op)
+	if rejectErr == nil && op.Kind == SyncDeleteGallery && op.Gallery == s.cfg.DefaultGallery {
+		rejectErr = fmt.Errorf("the default gallery %q cannot be deleted", op.Gallery)
+	}
+	if rejectErr != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		return s.rejectSync(ctx, op, rejectErr, ack)
+	}
+	res.Status, res.Skipped = SyncApplied, skipped
+	for _, p := range persons {
+		res.Faces += len(p.faces)
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	change, err := s.store.ApplySync(ctx, op.Gallery, op.Revision, op.Kind == SyncSnapshot, func(tx *store.SyncTx) error {
+		switch op.Kind {
+		case SyncCreateGallery:
+			return tx.CreateGallery()
+		case SyncDeleteGallery:
+			return tx.DeleteGallery()
+		case SyncDeletePerson:
+			return tx.RemovePerson(op.PersonID)
+		case SyncSnapshot:
+			keep := make(map[string]bool, len(persons))
+			for _, p := range persons {
+				keep[p.person.ID] = true
+			}
+			if err := tx.CreateGallery(); err != nil {
+				return err
+			}
+			if err := tx.RetainPersons(keep); err != nil {
+				return err
+			}
+		}
+		for _, p := range persons { // upsert: one; snapshot: all
+			if err := tx.UpsertPerson(p.person, p.faces); err != nil {
+				return fmt.Errorf("person %q: %w", p.person.ID, err)
+			}
+		}
+		return nil
+	}, ackOf(ack, res)...)
+	switch {
+	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrRevisionGap):
+		// Another delivery of the gallery's operations won the race.
+		cur, rerr := s.store.SyncRevision(ctx, op.Gallery)
+		if rerr != nil {
+			return res, rerr
+		}
+		r, _ := revisionCheck(op, cur)
+		return r, nil
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrNotFound):
+		return s.rejectSync(ctx, op, err, ack)
+	case err != nil:
+		return res, fmt.Errorf("service: sync %s revision %d: %w", op.Gallery, op.Revision, err)
+	}
+	s.applyChange(change)
+	if op.Kind == SyncDeleteGallery {
+		s.index.DropGallery(op.Gallery)
+	}
+	return res, nil
+}
+
+// revisionCheck answers duplicates and gaps without touching anything.
+func revisionCheck(op SyncOp, cur uint64) (SyncResult, bool) {
+	res := SyncResult{Gallery: op.Gallery, Revision: cur}
+	switch {
+	case op.Kind == SyncSnapshot && op.Revision < cur, op.Kind != SyncSnapshot && op.Revision <= cur:
+		res.Status = SyncDuplicate
+		return res, true
+	case op.Kind != SyncSnapshot && op.Revision > cur+1:
+		res.Status = SyncGap
+		return res, true
+	}
+	return res, false
+}
+
+// rejectSync passes the operation's revision without applying it.
+func (s *Service) rejectSync(ctx context.Context, op SyncOp, why error, ack SyncAck) (SyncResult, error) {
+	res := SyncResult{Status: SyncRejected, Gallery: op.Gallery, Revision: op.Revision, Reason: why.Error()}
+	_, err := s.store.ApplySync(ctx, op.Gallery, op.Revision, op.Kind == SyncSnapshot, func(*store.SyncTx) error { return nil }, ackOf(ack, res)...)
+	if errors.Is(err, store.ErrStaleRevision) || errors.Is(err, store.ErrRevisionGap) {
+		cur, rerr := s.store.SyncRevision(ctx, op.Gallery)
+		if rerr != nil {
+			return res, rerr
+		}
+		r, _ := revisionCheck(op, cur)
+		return r, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("service: sync %s revision %d: %w", op.Gallery, op.Revision, err)
+	}
+	s.logger.Warn("sync operation rejected", "gallery", op.Gallery, "revision", op.Revision, "reason", res.Reason)
+	return res, nil
+}
+
+func ackOf(ack SyncAck, res SyncResult) []store.OutboxMessage {
+	if ack == nil {
+		return nil
+	}
+	return ack(res)
+}
+
+type preparedPerson struct {
+	person store.Person
+	faces  []store.NewFace
+}
+
+// prepareSync validates the operation and turns its faces into store
+// faces of this device's embedder. For a snapshot, a bad person is
+// skipped; for an upsert, it rejects the operation.
+func (s *Service) prepareSync(ctx context.Context, op SyncOp) ([]preparedPerson, []SyncSkipped, error) {
+	switch op.Kind {
+	case SyncCreateGallery, SyncDeleteGallery:
+		return nil, nil, nil
+	case SyncDeletePerson:
+		if op.PersonID == "" {
+			return nil, nil, errors.New("delete_person needs a person id")
+		}
+		return nil, nil, nil
+	case SyncUpsertPerson:
+		if len(op.Persons) != 1 {
+			return nil, nil, fmt.Errorf("upsert_person needs one person, got %d", len(op.Persons))
+		}
+		p, err := s.prepareSyncPerson(ctx, op.Persons[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		return []preparedPerson{p}, nil, nil
+	case SyncSnapshot:
+		var out []preparedPerson
+		var skipped []SyncSkipped
+		seen := map[string]bool{}
+		for _, sp := range op.Persons {
+			if seen[sp.Person.ID] {
+				skipped = append(skipped, SyncSkipped{sp.Person.ID, "listed twice in the snapshot"})
+				continue
+			}
+			seen[sp.Person.ID] = true
+			p, err := s.prepareSyncPerson(ctx, sp)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				skipped = append(skipped, SyncSkipped{sp.Person.ID, err.Error()})
+				continue
+			}
+			out = append(out, p)
+		}
+		return out, skipped, nil
+	}
+	return nil, nil, fmt.Errorf("unknown operation kind %d", op.Kind)
+}
+
+func (s *Service) prepareSyncPerson(ctx context.Context, sp SyncPerson) (preparedPerson, error) {
+	if sp.Person.ID == "" {
+		return preparedPerson{}, errors.New("person has no id")
+	}
+	if len(sp.Faces) == 0 {
+		return preparedPerson{}, fmt.Errorf("person %q has no face", sp.Person.ID)
+	}
+	p := preparedPerson{person: sp.Person}
+	for i, sf := range sp.Faces {
+		nf, err := s.syncFace(ctx, sf)
+		if err != nil {
+			return preparedPerson{}, fmt.Errorf("person %q face %d: %w", sp.Person.ID, i, err)
+		}
+		p.faces = append(p.faces, nf)
+	}
+	return p, nil
+}
+
+// syncFace uses the embedding when it is of this device's embedder, and
+// embeds the photo otherwise.
+func (s *Service) syncFace(ctx context.Context, sf SyncFace) (store.NewFace, error) {
+	if len(sf.Embedding) > 0 && sf.EmbedderID == s.embedder {
+		if dim := s.pipeline.EmbedderDim(); len(sf.Embedding) != dim {
+			return store.NewFace{}, fmt.Errorf("embedding has %d values, embedder %s makes %d", len(sf.Embedding), s.embedder, dim)
+		}
+		// Cosines assume unit vectors; the backend's may be unnormalised.
+		var norm float64
+		for _, x := range sf.Embedding {
+			norm += float64(x) * float64(x)
+		}
+		if norm == 0 || math.IsNaN(norm) || math.IsInf(norm, 0) {
+			return store.NewFace{}, errors.New("embedding is zero or not finite")
+		}
+		vec := models.L2Normalize(slices.Clone(sf.Embedding))
+		return store.NewFace{Face: store.Face{Embedding: vec, EmbedderID: s.embedder}}, nil
+	}
+	if len(sf.Photo) == 0 {
+		if len(sf.Embedding) > 0 {
+			return store.NewFace{}, fmt.Errorf("embedder mismatch: the face was embedded by %q, this device runs %q; send its photo or an embedding from %q", sf.EmbedderID, s.embedder, s.embedder)
+		}
+		return store.NewFace{}, errors.New("face has neither an embedding nor a photo")
+	}
+	faces, err := s.embedFaces(ctx, sf.Photo, face.SelectBiggest, s.cfg.KeepImages)
+	if err != nil {
+		return store.NewFace{}, err
+	}
+	if len(faces) == 0 {
+		return store.NewFace{}, ErrNoFace
+	}
+	f := faces[0]
+	nf := store.NewFace{Face: store.Face{
+		Box:        [4]float32{f.Box.X1, f.Box.Y1, f.Box.X2, f.Box.Y2},
+		PhotoHash:  models.SHA256Hex(sf.Photo),
+		Embedding:  f.Embedding,
+		EmbedderID: f.EmbedderID,
+		Quality:    f.Quality.Score,
+	}}
+	if s.cfg.KeepImages {
+		nf.Image = f.Aligned
+	}
+	return nf, nil
+}
+
+// applyChange brings the index along with a committed sync change. Called
+// with writeMu held. Faces added and removed in the same operation (a
+// snapshot listing a person twice) end removed.
+func (s *Service) applyChange(ch store.SyncChange) {
+	removed := make(map[uint64]bool, len(ch.Removed))
+	for _, id := range ch.Removed {
+		removed[id] = true
+		s.index.Remove(id)
+	}
+	for _, f := range ch.Regalleried {
+		if !removed[f.ID] && f.EmbedderID == s.embedder {
+			if err := s.index.SetGalleries(f.ID, f.Galleries); err != nil {
+				s.logger.Error("sync: index gallery change", "face", f.ID, "error", err)
+			}
+		}
+	}
+	for _, f := range ch.Added {
+		if !removed[f.ID] && f.EmbedderID == s.embedder {
+			if err := s.index.Add(f.ID, f.Embedding, f.Galleries); err != nil {
+				s.logger.Error("sync: index face", "face", f.ID, "error", err)
+			}
+		}
+	}
+}

@@ -99,6 +99,12 @@ func (s *Server) ObserveInference(model string, d time.Duration) {
 	s.metrics.inference.WithLabelValues(model).Observe(d.Seconds())
 }
 
+// RegisterMetrics adds a collector of another part of the daemon (fleet
+// sync) to /metrics.
+func (s *Server) RegisterMetrics(c prometheus.Collector) error {
+	return s.metrics.reg.Register(c)
+}
+
 // metricsHandler serves GET /metrics in the Prometheus text format.
 func (s *Server) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{

@@ -1,0 +1,34 @@
+package sync
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/facedhq/faced/store"
+)
+
+// EventQueue returns the service's event hook (service.Config.EventQueue):
+// each recorded event becomes a MatchEvent at <prefix>/<device>/events,
+// queued in the transaction that records it, so an event is published if
+// and only if it is kept. It needs no connection: events queue while the
+// broker is unreachable and go out when it is back.
+func EventQueue(cfg Config) store.EventQueue {
+	cfg.setDefaults()
+	topic := cfg.topic(topicEvents)
+	return func(e store.Event) ([]store.OutboxMessage, error) {
+		m := MatchEvent{
+			V: ProtocolVersion, Type: "match", EventID: newID(), DeviceID: cfg.DeviceID, LocalID: e.ID,
+			Time: e.Time.UTC(), CameraID: e.CameraID, Matched: e.Matched, PersonID: e.PersonID, FaceID: e.FaceID,
+			Gallery: e.Gallery, Confidence: e.Confidence, Box: e.Box,
+		}
+		if len(e.Meta) > 0 {
+			m.Meta = e.Meta
+		}
+		payload, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", e.ID, err)
+		}
+		return []store.OutboxMessage{{Topic: topic, Payload: payload, CreatedAt: time.Now()}}, nil
+	}
+}

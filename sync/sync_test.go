@@ -398,3 +398,24 @@ func TestWrongCredentialsRetryWithoutBlocking(t *testing.T) {
 		t.Errorf("outbox holds %d events, want 3 waiting", st.Count)
 	}
 }
+
+// TLS with a private CA and a client certificate the broker requires;
+// without the certificate the device is refused and says why.
+func TestTLSWithClientCertificate(t *testing.T) {
+	certs := mqtttest.NewCerts(t)
+	broker := mqtttest.Start(t, mqtttest.Options{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CA, RequireCert: true})
+	d := newDevice(t, fleetsync.Config{URL: broker.URL(), CAFile: certs.CA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, "")
+	// The recording backend connects over TLS too.
+	b := mqtttest.NewBackendTLS(t, broker.URL(), "backend-tls", certs, "faced/+/events")
+	want := recordEvents(t, d, 3)
+	checkDelivered(t, b, want)
+
+	noCert := newDevice(t, fleetsync.Config{URL: broker.URL(), DeviceID: "door-2", CAFile: certs.CA}, "")
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(noCert.logs.String(), "cannot connect") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a device without a client certificate did not log a connection failure:\n%s", noCert.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,7 +1,10 @@
 package mqtttest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +36,26 @@ type Backend struct {
 // disconnected (broker restarts included) reach it later.
 func NewBackend(t testing.TB, url, clientID string, filters ...string) *Backend {
 	t.Helper()
+	return newBackend(t, url, clientID, nil, filters)
+}
+
+// NewBackendTLS is NewBackend over TLS, trusting certs.CA and presenting
+// the client certificate.
+func NewBackendTLS(t testing.TB, url, clientID string, certs Certs, filters ...string) *Backend {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("read CA: %v", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certs.ClientCert, certs.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newBackend(t, url, clientID, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, filters)
+}
+
+func newBackend(t testing.TB, url, clientID string, tlsCfg *tls.Config, filters []string) *Backend {
 	b := &Backend{t: t, news: make(chan struct{}, 1)}
 	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(false).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
@@ -53,6 +76,9 @@ func NewBackend(t testing.TB, url, clientID string, filters ...string) *Backend 
 			default:
 			}
 		})
+	if tlsCfg != nil {
+		opts.SetTLSConfig(tlsCfg)
+	}
 	b.client = mqtt.NewClient(opts)
 	if tok := b.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("backend connect: %v", tok.Error())

@@ -1,0 +1,72 @@
+package sync_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	fleetsync "github.com/facedhq/faced/sync"
+)
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseGalleryOpRefuses(t *testing.T) {
+	for payload, want := range map[string]string{
+		``:   "bad JSON",
+		`[]`: "bad JSON",
+		`{"v":2,"op":"create_gallery","gallery":"g","revision":1}`:                                              "protocol version 2",
+		`{"v":1,"op":"create_gallery","revision":1}`:                                                            "gallery is required",
+		`{"v":1,"op":"create_gallery","gallery":"g"}`:                                                           "revision must be 1 or more",
+		`{"v":1,"op":"explode","gallery":"g","revision":1}`:                                                     `unknown op "explode"`,
+		`{"v":1,"op":"upsert_person","gallery":"g","revision":1}`:                                               "needs person",
+		`{"v":1,"op":"delete_person","gallery":"g","revision":1}`:                                               "needs person_id",
+		`{"v":1,"op":"snapshot","gallery":"g","revision":1,"x":1}`:                                              `unknown field "x"`,
+		`{"v":1,"op":"snapshot","gallery":"g","revision":1} {}`:                                                 "data after",
+		`{"v":1,"op":"upsert_person","gallery":"g","revision":1,"person":{"id":"a","faces":[{"photo":"%%%"}]}}`: "bad JSON",
+	} {
+		_, err := fleetsync.ParseGalleryOp([]byte(payload))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseGalleryOp(%s) = %v, want an error containing %q", payload, err, want)
+		}
+	}
+	op, err := fleetsync.ParseGalleryOp([]byte(`{"v":1,"op":"upsert_person","op_id":"x","gallery":"g","revision":7,"person":{"id":"a","faces":[{"embedding":[0.5,0.5],"embedder":"e@1"},{"photo":"/9j/"}]}}`))
+	if err != nil || op.Revision != 7 || len(op.Person.Faces) != 2 || string(op.Person.Faces[1].Photo) != "\xff\xd8\xff" {
+		t.Errorf("valid upsert parsed as %+v, %v", op, err)
+	}
+}
+
+// The decoders face whatever the broker delivers: never a panic, and a
+// parsed operation always has what its kind needs.
+func FuzzParseGalleryOp(f *testing.F) {
+	f.Add([]byte(`{"v":1,"op":"upsert_person","gallery":"g","revision":1,"person":{"id":"a","faces":[{"embedding":[1]}]}}`))
+	f.Add([]byte(`{"v":1,"op":"snapshot","gallery":"g","revision":3,"persons":[{"id":"a","faces":[]}]}`))
+	f.Add([]byte(`{"v":1,"op":"delete_person","gallery":"g","revision":2,"person_id":"a"}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		op, err := fleetsync.ParseGalleryOp(payload)
+		if err != nil {
+			return
+		}
+		if op.Gallery == "" || op.Revision == 0 || (op.Op == fleetsync.OpUpsertPerson && op.Person == nil) ||
+			(op.Op == fleetsync.OpDeletePerson && op.PersonID == "") {
+			t.Fatalf("accepted an incomplete operation: %+v", op)
+		}
+	})
+}
+
+func FuzzParseCommand(f *testing.F) {
+	f.Add([]byte(`{"v":1,"command":"resync","gallery":"g"}`))
+	f.Add([]byte(`{"v":1,"command":"device_info","request_id":"r"}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := fleetsync.ParseCommand(payload)
+		if err == nil && c.Command != fleetsync.CmdResync && c.Command != fleetsync.CmdDeviceInfo {
+			t.Fatalf("accepted command %q", c.Command)
+		}
+	})
+}

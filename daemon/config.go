@@ -32,12 +32,14 @@ import (
 )
 
 // Config is everything `faced serve` can be told, as read from its YAML
-// file (`faced serve --config FILE`). The settings are layered, each
+// file (`faced serve --config FILE`; the package installs
+// /etc/faced/faced.yaml, and `faced config default` prints every setting
+// with its default, daemon/default.yaml). The settings are layered, each
 // overriding the one before: DefaultConfig, the file (LoadConfig), the
-// flags given explicitly on the command line. (FACED_* environment
-// variables will slot in between the file and the flags, keyed by the
-// same dotted field names, e.g. api.request_timeout.) Validate checks the
-// result once every layer is applied.
+// FACED_* environment variables (ApplyEnv: api.request_timeout is
+// FACED_API_REQUEST_TIMEOUT), the flags given explicitly on the command
+// line. Validate checks the result once every layer is applied; Loader
+// does all of it, again at every reload (SIGHUP).
 //
 // Relative paths (data_dir, tls.*) are relative to the daemon's working
 // directory, as on the command line, not to the file.
@@ -126,6 +128,10 @@ type ServiceConfig struct {
 	DefaultGallery string `yaml:"default_gallery"`
 	// KeepImages stores each enrolled face's aligned crop.
 	KeepImages bool `yaml:"keep_images"`
+	// Threshold is the match threshold of requests that give none: low,
+	// medium, strict, none, or a confidence from 0 to 1 (README.md,
+	// "Similarity and confidence"). Reloaded on SIGHUP.
+	Threshold string `yaml:"threshold"`
 }
 
 // KeyConfig is an API key provisioned from the file. Its token is
@@ -172,7 +178,7 @@ func DefaultConfig() Config {
 			MaxBytes: 10 << 20,
 			Timeout:  5 * time.Second,
 		},
-		Service: ServiceConfig{DefaultGallery: "default"},
+		Service: ServiceConfig{DefaultGallery: "default", Threshold: "medium"},
 	}
 }
 
@@ -282,9 +288,17 @@ func namedTypeErrors(data []byte, te *yaml.TypeError) error {
 type FieldError struct {
 	Field string
 	Msg   string
+	// Source, when set, names where the value came from when not from
+	// the file, e.g. the environment variable "FACED_LISTEN".
+	Source string
 }
 
-func (e *FieldError) Error() string { return "config: " + e.Field + ": " + e.Msg }
+func (e *FieldError) Error() string {
+	if e.Source != "" {
+		return "config: " + e.Field + ": " + e.Msg + " (set by " + e.Source + ")"
+	}
+	return "config: " + e.Field + ": " + e.Msg
+}
 
 // Validate checks every setting and returns all the problems found, each a
 // *FieldError naming its setting. It does not touch the file system or
@@ -338,6 +352,9 @@ func (cfg Config) Validate() error {
 
 	if !store.ValidGalleryName(cfg.Service.DefaultGallery) {
 		bad("service.default_gallery", "%q is not a gallery name ([a-zA-Z0-9_-]{1,48})", cfg.Service.DefaultGallery)
+	}
+	if _, err := cfg.threshold(); err != nil {
+		bad("service.threshold", "want low, medium, strict, none or a confidence from 0 to 1, got %q", cfg.Service.Threshold)
 	}
 
 	ids, hashes := map[string]int{}, map[string]int{}
@@ -478,9 +495,19 @@ func (cfg Config) SlogLevel() slog.Level {
 	return l
 }
 
-// ServiceConfig is the service's part of the configuration.
+// threshold parses service.threshold (empty: medium).
+func (cfg Config) threshold() (service.Threshold, error) {
+	return service.ParseThreshold(strings.TrimSpace(cfg.Service.Threshold), service.DefaultThreshold)
+}
+
+// ServiceConfig is the service's part of the configuration (call it after
+// Validate: a threshold that does not parse is the default).
 func (cfg Config) ServiceConfig() service.Config {
-	return service.Config{DefaultGallery: cfg.Service.DefaultGallery, KeepImages: cfg.Service.KeepImages}
+	t, err := cfg.threshold()
+	if err != nil {
+		t = service.DefaultThreshold
+	}
+	return service.Config{DefaultGallery: cfg.Service.DefaultGallery, KeepImages: cfg.Service.KeepImages, Threshold: t}
 }
 
 // ProvisionKeys upserts keys into the store (service.ProvisionAPIKey) and

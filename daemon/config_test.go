@@ -83,6 +83,7 @@ fetch:
 service:
   default_gallery: staff
   keep_images: true
+  threshold: "0.9"
 keys:
   - id: 0123456789ab
     name: door-1
@@ -112,7 +113,7 @@ func TestLoadConfigFull(t *testing.T) {
 		},
 		API:     APIConfig{MaxBodyBytes: 1 << 20, RequestTimeout: 90 * time.Second, MaxInFlight: 2, MaxQueue: 16},
 		Fetch:   FetchConfig{AllowHosts: []string{"cams.example.internal", "10.0.0.5:8080"}, MaxBytes: 2 << 20, Timeout: 2 * time.Second},
-		Service: ServiceConfig{DefaultGallery: "staff", KeepImages: true},
+		Service: ServiceConfig{DefaultGallery: "staff", KeepImages: true, Threshold: "0.9"},
 		Keys: []KeyConfig{
 			{ID: "0123456789ab", Name: "door-1", SecretSHA256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", Scopes: []string{"read", "write"}},
 			{ID: "ba9876543210", Name: "admin console", SecretSHA256: "486EA46224D1BB4FB680F34F7C9AD96A8F24EC88BE73EA8E5A6C65260E9CB8A7", Scopes: []string{"admin"}},
@@ -247,6 +248,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"fetch.max_bytes", func(c *Config) { c.Fetch.MaxBytes = 0 }, "config: fetch.max_bytes: must be positive"},
 		{"fetch.timeout", func(c *Config) { c.Fetch.Timeout = 0 }, "config: fetch.timeout: must be positive"},
 		{"service.default_gallery", func(c *Config) { c.Service.DefaultGallery = "my gallery" }, `config: service.default_gallery: "my gallery" is not a gallery name`},
+		{"service.threshold", func(c *Config) { c.Service.Threshold = "lax" }, `config: service.threshold: want low, medium, strict, none or a confidence from 0 to 1, got "lax"`},
+		{"service.threshold", func(c *Config) { c.Service.Threshold = "1.5" }, `config: service.threshold: want low, medium`},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "door-1" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "0123456789AB" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].name", key(func(k *KeyConfig) { k.Name = "" }), "config: keys[0].name: required"},

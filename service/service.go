@@ -204,4 +204,6 @@ func (s *Service) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 func (s *Service) Confidence(cos float32) float32 { return s.calib.Confidence(cos) }
 
 // Threshold parses a request's threshold with the service default.
-func (s *Service) Threshold(v string) (Threshold, error) { return ParseThreshold(v, s.CurrentThreshold()) }
+func (s *Service) Threshold(v string) (Threshold, error) {
+	return ParseThreshold(v, s.CurrentThreshold())
+}

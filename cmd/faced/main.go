@@ -6,6 +6,7 @@
 //	faced models   list the model catalogue and verify the files
 //	faced backup   snapshot the store; faced restore brings one back
 //	faced keys     manage API keys (add | list | revoke | hash)
+//	faced config   check a configuration file, print the default one
 //	faced version  print the version
 package main
 
@@ -36,14 +37,23 @@ commands:
   backup    write a consistent snapshot of the store: backup [--data-dir DIR] FILE
   restore   replace the store with a snapshot: restore [--data-dir DIR] FILE
   keys      manage API keys, daemon stopped (add | list | revoke | hash)
+  detect    print the faces of photos as JSON: detect [--config FILE] [model flags] PHOTO...
+  config    check [--config FILE] (file and FACED_* environment) | default (print every setting)
   version   print the version
 
 Run 'faced <command> -h' for a command's flags.
 `
 
+// main runs a command until it ends or SIGTERM/SIGINT arrives, which
+// cancels its context (serve then drains and stops). A second signal while
+// it stops kills the process the default way. Serve handles SIGHUP itself.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default action for the next signal
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "faced:", err)
@@ -73,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRestore(ctx, rest, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, stdout, stderr)
+	case "detect":
+		return cmdDetect(ctx, rest, stdout, stderr)
+	case "config":
+		return cmdConfig(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "faced", version)
 		return nil

@@ -10,6 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/facedhq/faced/api"
@@ -32,74 +36,117 @@ func bindServeFlags(fs *flag.FlagSet, cfg *daemon.Config) {
 	bindVisionFlags(fs, &cfg.Vision)
 }
 
-// serveConfig parses serve's flags into the daemon's configuration:
-// DefaultConfig, then the --config file, then the flags given explicitly
-// (fs.Visit: a flag left at its default does not undo the file).
-func serveConfig(args []string, stderr io.Writer) (cfg daemon.Config, file string, err error) {
+// serveConfig parses serve's flags into the Loader of the daemon's
+// configuration: DefaultConfig, then the --config file, then the FACED_*
+// variables of environ, then the flags given explicitly (fs.Visit: a flag
+// left at its default does not undo the file or the environment). The
+// Loader builds it again, file re-read, on every SIGHUP.
+func serveConfig(args, environ []string, stderr io.Writer) (daemon.Loader, error) {
 	fs := newFlagSet("serve", stderr)
-	cfg = daemon.DefaultConfig()
-	bindServeFlags(fs, &cfg)
-	fs.StringVar(&file, "config", "", "YAML configuration file (README.md, The command); flags given explicitly override it")
+	scratch := daemon.DefaultConfig()
+	bindServeFlags(fs, &scratch)
+	var file string
+	fs.StringVar(&file, "config", "", "YAML configuration file (faced config default prints one; the package's is /etc/faced/faced.yaml); FACED_* variables and flags given explicitly override it")
 	if err := fs.Parse(args); err != nil {
-		return cfg, "", err
+		return daemon.Loader{}, err
 	}
 	if fs.NArg() != 0 {
-		return cfg, "", fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return daemon.Loader{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if file == "" {
-		return cfg, "", nil
-	}
-	fileCfg, err := daemon.LoadConfig(file)
-	if err != nil {
-		return cfg, "", err
-	}
-	// Replay the explicit flags onto the file's settings through a second
+	// Replay the explicit flags onto the lower layers through a second
 	// flag set bound to them: every flag's String() parses back to its value.
-	over := flag.NewFlagSet("serve", flag.ContinueOnError)
-	over.SetOutput(io.Discard)
-	bindServeFlags(over, &fileCfg)
+	var explicit [][2]string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "config" || err != nil {
-			return
-		}
-		if e := over.Set(f.Name, f.Value.String()); e != nil {
-			err = fmt.Errorf("serve: --%s: %w", f.Name, e)
+		if f.Name != "config" {
+			explicit = append(explicit, [2]string{f.Name, f.Value.String()})
 		}
 	})
-	return fileCfg, file, err
+	flags := func(cfg *daemon.Config) error {
+		over := flag.NewFlagSet("serve", flag.ContinueOnError)
+		over.SetOutput(io.Discard)
+		bindServeFlags(over, cfg)
+		for _, f := range explicit {
+			if err := over.Set(f[0], f[1]); err != nil {
+				return fmt.Errorf("serve: --%s: %w", f[0], err)
+			}
+		}
+		return nil
+	}
+	return daemon.Loader{File: file, Environ: environ, Flags: flags}, nil
 }
 
-// cmdServe runs the daemon: loads the models, provisions the configured
-// API keys and serves HTTP(S) until the context ends, then drains
-// in-flight requests.
+// cmdServe runs the daemon: loads the models and opens the store, provisions
+// the configured API keys and serves HTTP(S) (on the sockets systemd
+// passed, if any) until the context ends (SIGTERM), then drains in-flight
+// requests and closes the daemon, the store last. Under systemd it reports
+// READY=1 once serving, STATUS= lines, WATCHDOG=1 while a probe of the
+// inference path and the store passes, and STOPPING=1. SIGHUP reloads the
+// configuration (Daemon.Reload): keys, threshold, log level and TLS
+// certificate, without dropping connections.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, file, err := serveConfig(args, stderr)
+	loader, err := serveConfig(args, os.Environ(), stderr)
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	// Catch SIGHUP from now on: one arriving while the models load is
+	// applied once serving, instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	cfg, err := loader.Load()
+	if err != nil {
 		return err
 	}
+	live := &daemon.Live{}
+	live.Level.Set(cfg.SlogLevel())
 	// Load the certificate before the models: a bad path fails at once.
 	var tlsConfig *tls.Config
 	if cfg.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		cert, err := daemon.LoadCertificate(cfg.TLS)
 		if err != nil {
-			return fmt.Errorf("serve: tls: %w", err)
+			return err
 		}
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		live.SetCertificate(cert)
+		tlsConfig = live.TLSConfig()
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
-	if file != "" {
-		logger.Info("configuration", "file", file)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &live.Level}))
+	if loader.File != "" {
+		logger.Info("configuration", "file", loader.File)
 	}
-	d, err := daemon.Open(ctx, cfg.DataDir, cfg.Vision, cfg.ServiceConfig(), logger)
+	for _, e := range loader.EnvSettings() {
+		logger.Info("setting from the environment", "var", e.Var, "setting", e.Field)
+	}
+	notify := daemon.NewNotifier(os.LookupEnv)
+	watchdog, err := daemon.WatchdogInterval(os.LookupEnv, os.Getpid())
+	if err != nil {
+		logger.Warn("systemd watchdog off", "err", err)
+	}
+	listeners, err := daemon.ActivationListeners()
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := daemon.ProvisionKeys(ctx, d.Store, cfg.Keys, logger); err != nil {
+	closeAll := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}
+	sdNotify(logger, notify.Notify(daemon.Status("loading models and store")))
+
+	d, err := daemon.Open(ctx, cfg.DataDir, cfg.Vision, cfg.ServiceConfig(), logger)
+	if err != nil {
+		closeAll()
 		return err
+	}
+	closeDaemon := func() error {
+		if err := d.Close(); err != nil {
+			return fmt.Errorf("serve: close: %w", err)
+		}
+		return nil
+	}
+	if err := daemon.ProvisionKeys(ctx, d.Store, cfg.Keys, logger); err != nil {
+		closeAll()
+		return errors.Join(err, closeDaemon())
 	}
 	srv := api.New(api.Config{
 		Service: d.Service, Logger: logger, Version: version, Backend: cfg.Vision.Backend,
@@ -114,33 +161,104 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv.Mount("/compat/trueface", trueface.New(d.Service, srv, logger))
 	srv.Mount("/compat/miicloud", miicloud.New(d.Service, srv, logger))
 	srv.Mount("/compat/findface", findface.New(d.Service, srv, logger))
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
+	if len(listeners) > 0 {
+		logger.Info("listening on the sockets systemd passed; listen setting not used", "sockets", len(listeners))
+	} else {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return errors.Join(fmt.Errorf("serve: %w", err), closeDaemon())
+		}
+		listeners = []net.Listener{ln}
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
 		// Connection-level errors (failed TLS handshakes of port scanners
 		// and TCP probes among them) go to the daemon's log, not stderr.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo)}
-	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "backend", cfg.Vision.Backend,
-		"embedder", d.Service.EmbedderID(), "faces", d.Service.IndexSize(), "data", cfg.DataDir)
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	var addrs []string
+	for _, ln := range listeners {
+		addrs = append(addrs, ln.Addr().String())
 	}
+	addr := strings.Join(addrs, ",")
+	logger.Info("serving", "addr", addr, "tls", tlsConfig != nil, "backend", cfg.Vision.Backend,
+		"embedder", d.Service.EmbedderID(), "faces", d.Service.IndexSize(), "data", cfg.DataDir)
+	errc := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		go func() {
+			if tlsConfig != nil {
+				errc <- hs.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			} else {
+				errc <- hs.Serve(ln)
+			}
+		}()
+	}
+	status := func() string {
+		return fmt.Sprintf("serving on %s: %d faces, embedder %s", addr, d.Service.IndexSize(), d.Service.EmbedderID())
+	}
+	sdNotify(logger, notify.Ready(status()))
+
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	if watchdog > 0 {
+		logger.Info("systemd watchdog on", "timeout", watchdog, "probe_every", watchdog/2)
+		go func() {
+			defer close(wdDone)
+			daemon.Watchdog{Interval: watchdog / 2, Probe: d.Probe, Logger: logger,
+				Ping: func() error { return notify.Watchdog(status()) }}.Run(wdCtx)
+		}()
+	} else {
+		close(wdDone)
+	}
+
+	running := cfg
+	var serveErr error
+loop:
+	for {
+		select {
+		case serveErr = <-errc:
+			break loop
+		case <-hup:
+			sdNotify(logger, notify.Reloading())
+			next, err := loader.Load()
+			if err == nil {
+				running, err = d.Reload(ctx, running, next, live, logger)
+			}
+			if err != nil {
+				for _, p := range daemon.Problems(err) {
+					logger.Error("reload failed; running configuration kept", "err", p)
+				}
+			} else {
+				logger.Info("configuration reloaded", "file", loader.File, "log_level", running.LogLevel,
+					"threshold", running.Service.Threshold, "keys", len(running.Keys))
+			}
+			sdNotify(logger, notify.Ready(status()))
+		case <-ctx.Done():
+			break loop
+		}
+	}
+
+	sdNotify(logger, notify.Stopping("draining requests"))
+	logger.Info("shutting down: draining requests")
+	stopWatchdog()
+	<-wdDone
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: drain: %w", err)
+		serveErr = errors.Join(serveErr, fmt.Errorf("serve: drain: %w", err))
 	}
-	return nil
+	// Only once no request runs: the daemon closes the store last.
+	if err := closeDaemon(); err != nil {
+		serveErr = errors.Join(serveErr, err)
+	}
+	if serveErr == nil {
+		logger.Info("stopped")
+	}
+	return serveErr
+}
+
+// sdNotify logs a failed notification: systemd then times the service out
+// (READY) or kills it (WATCHDOG), and the log says why.
+func sdNotify(logger *slog.Logger, err error) {
+	if err != nil {
+		logger.Warn("systemd notification failed", "err", err)
+	}
 }

@@ -230,37 +230,55 @@ keys:
 	}
 }
 
-// serveConfig layers DefaultConfig, the file and the explicit flags.
+// serveConfig layers DefaultConfig, the file, the FACED_* environment and
+// the explicit flags.
 func TestServeConfigLayers(t *testing.T) {
 	config := filepath.Join(t.TempDir(), "faced.yaml")
 	if err := os.WriteFile(config, []byte("listen: 10.0.0.1:9000\ndata_dir: /srv/faced\nvision:\n  threads: 4\n  detector: ultraface-rfb320\n  attributes: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		args []string
-		want func(*daemon.Config)
+		args, env []string
+		want      func(*daemon.Config)
 	}{
-		{nil, func(c *daemon.Config) {}},
-		{[]string{"--config", config}, func(c *daemon.Config) {
+		{nil, nil, func(c *daemon.Config) {}},
+		{[]string{"--config", config}, nil, func(c *daemon.Config) {
 			c.Listen, c.DataDir, c.Vision.Threads, c.Vision.Detector = "10.0.0.1:9000", "/srv/faced", 4, "ultraface-rfb320"
 		}},
 		// A flag set to its default value still overrides the file.
-		{[]string{"--config", config, "--listen", "127.0.0.1:8080", "--threads", "1", "--attributes=false"}, func(c *daemon.Config) {
+		{[]string{"--config", config, "--listen", "127.0.0.1:8080", "--threads", "1", "--attributes=false"}, nil, func(c *daemon.Config) {
 			c.DataDir, c.Vision.Detector, c.Vision.Attributes = "/srv/faced", "ultraface-rfb320", false
 		}},
 		// Order does not matter.
-		{[]string{"--data-dir", "d", "--config", config, "--embedder", "mobilefacenet-192"}, func(c *daemon.Config) {
+		{[]string{"--data-dir", "d", "--config", config, "--embedder", "mobilefacenet-192"}, nil, func(c *daemon.Config) {
 			c.Listen, c.DataDir, c.Vision.Threads, c.Vision.Detector, c.Vision.Embedder = "10.0.0.1:9000", "d", 4, "ultraface-rfb320", "mobilefacenet-192"
 		}},
+		// The environment overrides the file; explicit flags override both.
+		{[]string{"--config", config, "--threads", "3"}, []string{
+			"FACED_LISTEN=127.0.0.1:9999", "FACED_VISION_THREADS=2", "FACED_SERVICE_THRESHOLD=strict",
+			"FACED_FETCH_ALLOW_HOSTS=a.example, b.example:8080", "FACED_DEPS_DIR=/ignored", "PATH=/bin",
+		}, func(c *daemon.Config) {
+			c.Listen, c.DataDir, c.Vision.Threads, c.Vision.Detector = "127.0.0.1:9999", "/srv/faced", 3, "ultraface-rfb320"
+			c.Service.Threshold = "strict"
+			c.Fetch.AllowHosts = []string{"a.example", "b.example:8080"}
+		}},
+		// Without a file, the environment overrides the defaults.
+		{nil, []string{"FACED_API_REQUEST_TIMEOUT=1m", "FACED_VISION_ATTRIBUTES=false"}, func(c *daemon.Config) {
+			c.API.RequestTimeout, c.Vision.Attributes = time.Minute, false
+		}},
 	} {
-		got, _, err := serveConfig(tc.args, io.Discard)
+		loader, err := serveConfig(tc.args, tc.env, io.Discard)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
+		}
+		got, err := loader.Load()
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
 		}
 		want := daemon.DefaultConfig()
 		tc.want(&want)
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%v:\n got %+v\nwant %+v", tc.args, got, want)
+			t.Errorf("%v %v:\n got %+v\nwant %+v", tc.args, tc.env, got, want)
 		}
 	}
 }
@@ -287,7 +305,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--config", good, "--listen", "nowhere"}, "config: listen: want host:port"},
 		{[]string{"--config", good, "--threads", "-2"}, "config: vision.threads"},
 		{[]string{"--config", write("tls.yaml", "tls:\n  cert_file: "+filepath.Join(dir, "none.crt")+"\n")}, "config: tls: cert_file and key_file go together"},
-		{[]string{"--config", write("tls2.yaml", "tls:\n  cert_file: "+filepath.Join(dir, "none.crt")+"\n  key_file: "+filepath.Join(dir, "none.key")+"\n")}, "serve: tls:"},
+		{[]string{"--config", write("tls2.yaml", "tls:\n  cert_file: "+filepath.Join(dir, "none.crt")+"\n  key_file: "+filepath.Join(dir, "none.key")+"\n")}, "config: tls: certificate:"},
 		{[]string{"--config", good, "extra"}, `unexpected argument "extra"`},
 	} {
 		start := time.Now()

@@ -88,6 +88,8 @@ type Config struct {
 	// Keys are API keys the daemon upserts into the store at start (see
 	// KeyConfig).
 	Keys []KeyConfig `yaml:"keys"`
+	// MQTT syncs with the fleet backend (off unless mqtt.url is set).
+	MQTT MQTTConfig `yaml:"mqtt"`
 }
 
 // TLSConfig names a PEM certificate (chain) and its private key; the
@@ -179,6 +181,7 @@ func DefaultConfig() Config {
 			Timeout:  5 * time.Second,
 		},
 		Service: ServiceConfig{DefaultGallery: "default", Threshold: "medium"},
+		MQTT:    DefaultMQTT(),
 	}
 }
 
@@ -324,6 +327,7 @@ func (cfg Config) Validate() error {
 	}
 
 	cfg.Vision.validate(bad)
+	cfg.MQTT.validate(bad)
 
 	if cfg.API.MaxBodyBytes <= 0 {
 		bad("api.max_body_bytes", "must be positive")

@@ -93,6 +93,22 @@ keys:
     name: admin console
     secret_sha256: 486EA46224D1BB4FB680F34F7C9AD96A8F24EC88BE73EA8E5A6C65260E9CB8A7
     scopes: [admin]
+mqtt:
+  url: ssl://fleet.example.internal:8883
+  device_id: door-1
+  topic_prefix: acme/faced
+  username: door-1
+  password: s3cret
+  ca_file: /etc/faced/fleet-ca.pem
+  cert_file: /etc/faced/door-1.pem
+  key_file: /etc/faced/door-1.key
+  keepalive: 20s
+  connect_timeout: 5s
+  max_reconnect_interval: 30s
+  status_interval: 2m
+  outbox_max_messages: 5000
+  outbox_max_bytes: 1000000
+  shutdown_flush: 3s
 `
 
 func TestLoadConfigFull(t *testing.T) {
@@ -117,6 +133,13 @@ func TestLoadConfigFull(t *testing.T) {
 		Keys: []KeyConfig{
 			{ID: "0123456789ab", Name: "door-1", SecretSHA256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", Scopes: []string{"read", "write"}},
 			{ID: "ba9876543210", Name: "admin console", SecretSHA256: "486EA46224D1BB4FB680F34F7C9AD96A8F24EC88BE73EA8E5A6C65260E9CB8A7", Scopes: []string{"admin"}},
+		},
+		MQTT: MQTTConfig{
+			URL: "ssl://fleet.example.internal:8883", DeviceID: "door-1", TopicPrefix: "acme/faced",
+			Username: "door-1", Password: "s3cret", CAFile: "/etc/faced/fleet-ca.pem",
+			CertFile: "/etc/faced/door-1.pem", KeyFile: "/etc/faced/door-1.key",
+			KeepAlive: 20 * time.Second, ConnectTimeout: 5 * time.Second, MaxReconnectInterval: 30 * time.Second,
+			StatusInterval: 2 * time.Minute, OutboxMaxMessages: 5000, OutboxMaxBytes: 1000000, ShutdownFlush: 3 * time.Second,
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -250,6 +273,15 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"service.default_gallery", func(c *Config) { c.Service.DefaultGallery = "my gallery" }, `config: service.default_gallery: "my gallery" is not a gallery name`},
 		{"service.threshold", func(c *Config) { c.Service.Threshold = "lax" }, `config: service.threshold: want low, medium, strict, none or a confidence from 0 to 1, got "lax"`},
 		{"service.threshold", func(c *Config) { c.Service.Threshold = "1.5" }, `config: service.threshold: want low, medium`},
+		{"mqtt.url", func(c *Config) { c.MQTT.URL = "http://broker:1883" }, `config: mqtt.url: broker url "http://broker:1883": want tcp://host:port`},
+		{"mqtt.url", func(c *Config) { c.MQTT.URL = "tcp://broker" }, `config: mqtt.url: broker url "tcp://broker": want host and port`},
+		{"mqtt.device_id", func(c *Config) { c.MQTT.DeviceID = "door/1" }, `config: mqtt.device_id: "door/1": want 1-64 of`},
+		{"mqtt.topic_prefix", func(c *Config) { c.MQTT.TopicPrefix = "faced/#" }, `config: mqtt.topic_prefix: topic prefix level "#"`},
+		{"mqtt.cert_file", func(c *Config) { c.MQTT.URL, c.MQTT.CertFile = "ssl://b:8883", "c.pem" }, "config: mqtt.cert_file: cert_file and key_file go together"},
+		{"mqtt.keepalive", func(c *Config) { c.MQTT.KeepAlive = 0 }, "config: mqtt.keepalive: must be positive"},
+		{"mqtt.outbox_max_messages", func(c *Config) { c.MQTT.OutboxMaxMessages = 0 }, "config: mqtt.outbox_max_messages: must be positive"},
+		{"mqtt.outbox_max_bytes", func(c *Config) { c.MQTT.OutboxMaxBytes = -1 }, "config: mqtt.outbox_max_bytes: must be positive"},
+		{"mqtt.shutdown_flush", func(c *Config) { c.MQTT.ShutdownFlush = -time.Second }, "config: mqtt.shutdown_flush: must not be negative"},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "door-1" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "0123456789AB" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].name", key(func(k *KeyConfig) { k.Name = "" }), "config: keys[0].name: required"},

@@ -6,23 +6,58 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
+	fleetsync "github.com/facedhq/faced/sync"
 )
 
 // Daemon is everything `faced serve` runs: the models, the store, the
-// service over both, and the local control socket.
+// service over both, fleet sync when configured, and the local control
+// socket.
 type Daemon struct {
 	Vision  *Vision
 	Store   *store.DB
 	Service *service.Service
+	// Sync is nil unless MQTT is configured.
+	Sync    *fleetsync.Syncer
 	control *ControlServer
+	flush   time.Duration
+}
+
+// Options are what Open sets up.
+type Options struct {
+	DataDir string
+	Vision  VisionConfig
+	Service service.Config
+	// MQTT starts fleet sync when enabled; its outbox bounds apply to the
+	// store either way.
+	MQTT MQTTConfig
+	// Version is reported to the fleet.
+	Version string
+}
+
+// Options gathers what Open needs from the configuration.
+func (cfg Config) Options(version string) Options {
+	return Options{DataDir: cfg.DataDir, Vision: cfg.Vision, Service: cfg.ServiceConfig(), MQTT: cfg.MQTT, Version: version}
 }
 
 // Open loads the models and opens the store at the same time (each takes
-// about a second with large galleries), then builds the service's index.
-func Open(ctx context.Context, dataDir string, vcfg VisionConfig, scfg service.Config, logger *slog.Logger) (*Daemon, error) {
+// about a second with large galleries), then builds the service's index
+// and starts fleet sync, which connects in the background: the daemon
+// works the same while the broker is unreachable.
+func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, error) {
+	dataDir, vcfg, scfg := opts.DataDir, opts.Vision, opts.Service
+	var syncCfg fleetsync.Config
+	if opts.MQTT.Enabled() {
+		var err error
+		if syncCfg, err = opts.MQTT.SyncConfig(opts.Version); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		// Every recorded event is queued for the fleet with it.
+		scfg.EventQueue = fleetsync.EventQueue(syncCfg)
+	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("daemon: data dir: %w", err)
 	}
@@ -35,7 +70,9 @@ func Open(ctx context.Context, dataDir string, vcfg VisionConfig, scfg service.C
 		v, err := OpenVision(ctx, vcfg)
 		vc <- visionResult{v, err}
 	}()
-	db, dbErr := store.Open(DBPath(dataDir), store.Options{})
+	db, dbErr := store.Open(DBPath(dataDir), store.Options{
+		OutboxMaxCount: opts.MQTT.OutboxMaxMessages, OutboxMaxBytes: opts.MQTT.OutboxMaxBytes,
+	})
 	vr := <-vc
 	if err := errors.Join(dbErr, vr.err); err != nil {
 		if db != nil {
@@ -46,11 +83,20 @@ func Open(ctx context.Context, dataDir string, vcfg VisionConfig, scfg service.C
 		}
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	d := &Daemon{Vision: vr.v, Store: db}
+	d := &Daemon{Vision: vr.v, Store: db, flush: opts.MQTT.ShutdownFlush}
 	var err error
 	if d.Service, err = service.New(ctx, db, vr.v.Pipeline, scfg, logger); err != nil {
 		d.Close()
 		return nil, err
+	}
+	if opts.MQTT.Enabled() {
+		if d.Sync, err = fleetsync.New(syncCfg, d.Service, logger); err != nil {
+			d.Close()
+			return nil, err
+		}
+		// Not ctx: sync runs until Close, which flushes it.
+		d.Sync.Start(context.WithoutCancel(ctx))
+		logger.Info("fleet sync on", "broker", syncCfg.URL, "device_id", syncCfg.DeviceID, "topics", syncCfg.TopicPrefix+"/"+syncCfg.DeviceID+"/#")
 	}
 	if d.control, err = StartControl(dataDir, db, logger); err != nil {
 		d.Close()
@@ -59,9 +105,16 @@ func Open(ctx context.Context, dataDir string, vcfg VisionConfig, scfg service.C
 	return d, nil
 }
 
-// Close stops the control socket, then closes the store and the models.
+// Close stops fleet sync (publishing what it can of the outbox within
+// mqtt.shutdown_flush), the control socket, then closes the store and the
+// models.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.Sync != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), d.flush)
+		errs = append(errs, d.Sync.Close(ctx))
+		cancel()
+	}
 	if d.control != nil {
 		errs = append(errs, d.control.Close())
 	}

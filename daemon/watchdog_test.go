@@ -19,9 +19,10 @@ import (
 func openTestDaemon(t *testing.T) *Daemon {
 	t.Helper()
 	testenv.DepsDir(t)
-	v := DefaultVision()
-	v.Attributes = false
-	d, err := Open(t.Context(), t.TempDir(), v, DefaultConfig().ServiceConfig(), nil)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Vision.Attributes = false
+	d, err := Open(t.Context(), cfg.Options("test"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

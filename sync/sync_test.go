@@ -318,32 +318,8 @@ func recordEvents(t testing.TB, d *device, n int) []uint64 {
 // duplicates (QoS 1 redelivery) only with the same event id.
 func checkDelivered(t testing.TB, b *mqtttest.Backend, want []uint64) {
 	t.Helper()
-	var events []fleetsync.MatchEvent
-	b.WaitFor("/events", 60*time.Second, func(msgs []mqtttest.Msg) bool {
-		events = mqtttest.Decode[fleetsync.MatchEvent](t, msgs)
-		seen := map[uint64]bool{}
-		for _, e := range events {
-			seen[e.LocalID] = true
-		}
-		return len(seen) >= len(want)
-	})
-	idOf := map[uint64]string{}
-	var order []uint64
-	for _, e := range events {
-		if e.EventID == "" {
-			t.Fatalf("event without event_id: %+v", e)
-		}
-		if prev, ok := idOf[e.LocalID]; ok {
-			if prev != e.EventID {
-				t.Errorf("event %d delivered twice with different ids %s and %s", e.LocalID, prev, e.EventID)
-			}
-			continue
-		}
-		idOf[e.LocalID] = e.EventID
-		order = append(order, e.LocalID)
-	}
-	if !slices.Equal(order, want) {
-		t.Errorf("events arrived in order %v, want %v", order, want)
+	if got := b.WaitEvents(len(want), 60*time.Second); !slices.Equal(got, want) {
+		t.Errorf("events arrived in order %v, want %v", got, want)
 	}
 }
 

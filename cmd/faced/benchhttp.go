@@ -72,7 +72,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	vcfg := daemon.DefaultVision()
 	vcfg.Sessions = runtime.NumCPU()
-	d, err := daemon.Open(ctx, dir, vcfg, service.Config{}, slog.New(slog.DiscardHandler))
+	d, err := daemon.Open(ctx, daemon.Options{DataDir: dir, Vision: vcfg, MQTT: daemon.DefaultMQTT()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	d.Close()
 	// Reopen so the index is built from the store, as at start-up.
-	if d, err = daemon.Open(ctx, dir, vcfg, service.Config{}, slog.New(slog.DiscardHandler)); err != nil {
+	if d, err = daemon.Open(ctx, daemon.Options{DataDir: dir, Vision: vcfg, MQTT: daemon.DefaultMQTT()}, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
 	defer d.Close()

@@ -33,6 +33,8 @@ const shutdownTimeout = 15 * time.Second
 func bindServeFlags(fs *flag.FlagSet, cfg *daemon.Config) {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "listen address, host:port (overrides listen of --config)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "state directory (overrides data_dir of --config)")
+	fs.StringVar(&cfg.MQTT.URL, "mqtt", cfg.MQTT.URL, "fleet broker URL, e.g. tcp://127.0.0.1:1883 (overrides mqtt.url of --config; empty: no fleet sync)")
+	fs.StringVar(&cfg.MQTT.DeviceID, "device-id", cfg.MQTT.DeviceID, "device id in MQTT topics (overrides mqtt.device_id; default: the host name)")
 	bindVisionFlags(fs, &cfg.Vision)
 }
 
@@ -133,7 +135,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sdNotify(logger, notify.Notify(daemon.Status("loading models and store")))
 
-	d, err := daemon.Open(ctx, cfg.DataDir, cfg.Vision, cfg.ServiceConfig(), logger)
+	d, err := daemon.Open(ctx, cfg.Options(version), logger)
 	if err != nil {
 		closeAll()
 		return err
@@ -154,6 +156,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxInFlight: cfg.API.MaxInFlight, MaxQueue: cfg.API.MaxQueue,
 		Fetch: api.FetchConfig{AllowHosts: cfg.Fetch.AllowHosts, MaxBytes: cfg.Fetch.MaxBytes, Timeout: cfg.Fetch.Timeout},
 	})
+	if d.Sync != nil {
+		if err := srv.RegisterMetrics(d.Sync); err != nil {
+			logger.Warn("sync metrics not registered", "err", err)
+		}
+	}
 	// Inference latency per model goes to /metrics.
 	d.Service.Pipeline().SetObserver(srv.ObserveInference)
 	srv.Mount("/compat/users", users.New(d.Service, srv, logger))

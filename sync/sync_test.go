@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/internal/mqtttest"
@@ -235,6 +237,11 @@ func TestGalleryOperationsAppliedInRevisionOrder(t *testing.T) {
 		last := mqtttest.Decode[fleetsync.Ack](t, msgs)[len(msgs)-1]
 		return last.Status == "rejected" && strings.Contains(last.Reason, "persn")
 	})
+	m := metrics(t, d)
+	if m["faced_sync_gallery_revision{gallery=staff}"] != 5 || m["faced_sync_operations_total{result=applied}"] != 4 ||
+		m["faced_sync_operations_total{result=duplicate}"] != 1 || m["faced_sync_operations_total{result=rejected}"] != 2 {
+		t.Errorf("metrics = %v", m)
+	}
 	// Revision 3 before 2 looked like a gap: one snapshot request, no more.
 	if n := len(b.Messages("/requests")); n > 1 {
 		t.Errorf("%d snapshot requests for one gap", n)
@@ -349,6 +356,37 @@ func TestBrokerOutageLosesNoEvent(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	m := metrics(t, d)
+	if m["faced_mqtt_reconnects_total"] < 1 || m["faced_mqtt_published_total"] < 205 || m["faced_mqtt_connected"] != 1 {
+		t.Errorf("metrics after the outage: %v", m)
+	}
+}
+
+// metrics gathers the syncer's metrics as name{labels} → value.
+func metrics(t testing.TB, d *device) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.syncer)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[name] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 func TestWrongCredentialsRetryWithoutBlocking(t *testing.T) {

@@ -20,6 +20,7 @@ func BenchmarkGalleryUpserts1000(b *testing.B) {
 	broker := mqtttest.Start(b, mqtttest.Options{})
 	d := newDevice(b, fleetsync.Config{URL: broker.URL()}, "")
 	backend := mqtttest.NewBackend(b, broker.URL(), "backend-bench", "faced/+/acks")
+	waitConnected(b, d)
 	rng := rand.New(rand.NewPCG(1, 2))
 	dim := d.svc.Pipeline().EmbedderDim()
 	const n = 1000

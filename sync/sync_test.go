@@ -112,6 +112,18 @@ func (d *device) close(t testing.TB) {
 	d.syncer = nil
 }
 
+// waitConnected waits until the device has subscribed: operations
+// published before its first connection would have no session to wait in
+// (a real backend learns of a device from its first status).
+func waitConnected(t testing.TB, d *device) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); metrics(t, d)["faced_mqtt_connected"] != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the device did not connect; log:\n%s", d.logs)
+		}
+	}
+}
+
 func topic(d *device, leaf string) string { return "faced/" + d.cfg.DeviceID + "/" + leaf }
 
 func photo(t testing.TB, name string) []byte { return testenv.ReadPhoto(t, "deepface/"+name) }
@@ -193,6 +205,7 @@ func TestGalleryOperationsAppliedInRevisionOrder(t *testing.T) {
 	broker := mqtttest.Start(t, mqtttest.Options{})
 	d := newDevice(t, fleetsync.Config{URL: broker.URL()}, "")
 	b := mqtttest.NewBackend(t, broker.URL(), "backend-ops", "faced/+/acks", "faced/+/requests")
+	waitConnected(t, d)
 	ops := topic(d, "gallery")
 
 	// Revisions 1, 3, 2, then 2 again: 3 waits for 2, the second 2 is a
@@ -252,6 +265,7 @@ func TestRevisionGapRequestsSnapshot(t *testing.T) {
 	broker := mqtttest.Start(t, mqtttest.Options{})
 	d := newDevice(t, fleetsync.Config{URL: broker.URL()}, "")
 	b := mqtttest.NewBackend(t, broker.URL(), "backend-gap", "faced/+/acks", "faced/+/requests")
+	waitConnected(t, d)
 	ops := topic(d, "gallery")
 	b.Publish(ops, upsert(1, "angelina", embedding(t, d, "img1.jpg")), false)
 	acksUntil(t, b, "op-1")
@@ -285,6 +299,7 @@ func TestCommands(t *testing.T) {
 	broker := mqtttest.Start(t, mqtttest.Options{})
 	d := newDevice(t, fleetsync.Config{URL: broker.URL()}, "")
 	b := mqtttest.NewBackend(t, broker.URL(), "backend-cmd", "faced/+/replies", "faced/+/requests", "faced/+/acks")
+	waitConnected(t, d)
 	b.Publish(topic(d, "gallery"), upsert(1, "angelina", embedding(t, d, "img1.jpg")), false)
 	acksUntil(t, b, "op-1")
 	b.Publish(topic(d, "commands"), fleetsync.Command{V: 1, Command: "device_info", RequestID: "r1"}, false)

@@ -86,6 +86,20 @@ func (s *Server) Acquire(ctx context.Context) (release func(), err error) {
 	return release, err
 }
 
+// Queue hands out inference slots to the vendor dialects; *Server is
+// one. A dialect given a nil Queue (tested on its own) runs unlimited.
+type Queue interface {
+	Acquire(ctx context.Context) (release func(), err error)
+}
+
+// AcquireFrom takes a slot from q, or none when q is nil.
+func AcquireFrom(ctx context.Context, q Queue) (release func(), err error) {
+	if q == nil {
+		return func() {}, nil
+	}
+	return q.Acquire(ctx)
+}
+
 // ErrBusy is Acquire's "queue full": dialects answer it as they answer
 // overload (usually 429).
 var ErrBusy = errors.New("api: inference queue full")

@@ -98,7 +98,7 @@
 //     document's demos send data= without one) and capped at 8 MiB; a
 //     decoded image is capped at 5 MiB (code 3). Unknown fields are
 //     ignored. Each request is bounded by 30 s. Add and search take an
-//     inference slot from the shared queue (Queue).
+//     inference slot from the shared queue (api.Queue).
 package facesearch
 
 import (
@@ -120,11 +120,6 @@ import (
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
-
-// Queue hands out inference slots; *api.Server satisfies it.
-type Queue interface {
-	Acquire(ctx context.Context) (release func(), err error)
-}
 
 // Limits of the dialect.
 const (
@@ -183,14 +178,14 @@ type Image struct {
 
 type handler struct {
 	svc    *service.Service
-	q      Queue
+	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix.
-func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -368,13 +363,6 @@ func classify(err error) *apiError {
 	}
 }
 
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	if h.q == nil {
-		return func() {}, nil
-	}
-	return h.q.Acquire(ctx)
-}
-
 func imageOf(f store.Face) Image {
 	m := f.Meta
 	if m == nil {
@@ -458,7 +446,7 @@ func (h *handler) add(r *http.Request, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}
@@ -633,7 +621,7 @@ func (h *handler) search(r *http.Request, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}

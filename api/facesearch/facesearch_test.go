@@ -41,7 +41,7 @@ type env struct {
 	client      *http.Client
 }
 
-func newEnv(t *testing.T, q facesearch.Queue) *env {
+func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
 	f := apitest.New(t, vision)
 	svc := f.Svc

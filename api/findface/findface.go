@@ -140,11 +140,6 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
-// Queue hands out inference slots; *api.Server satisfies it.
-type Queue interface {
-	Acquire(ctx context.Context) (release func(), err error)
-}
-
 const (
 	// MaxBodyBytes caps a request body.
 	MaxBodyBytes   = 20 << 20
@@ -157,13 +152,13 @@ const (
 
 type handler struct {
 	svc    *service.Service
-	q      Queue
+	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount.
-func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -324,7 +319,7 @@ type request struct {
 	fetch func(ctx context.Context, url string) ([]byte, error)
 }
 
-// Fetcher is implemented by a Queue that can also download photo URLs
+// Fetcher is implemented by an api.Queue that can also download photo URLs
 // (api.Server, from its allow-listed hosts only).
 type Fetcher interface {
 	FetchPhoto(ctx context.Context, url string) ([]byte, error)
@@ -642,13 +637,6 @@ func classify(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, msg: "Internal error", err: err}
 }
 
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	if h.q == nil {
-		return func() {}, nil
-	}
-	return h.q.Acquire(ctx)
-}
-
 // Box is a face rectangle.
 type Box struct {
 	X1 int `json:"x1"`
@@ -723,7 +711,7 @@ func (h *handler) detect(r *request) (any, error) {
 			return nil, err
 		}
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}
@@ -839,7 +827,7 @@ func (h *handler) verify(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}
@@ -981,7 +969,7 @@ func (h *handler) identify(r *request) (any, error) {
 		bbox = []face.Box{b}
 		req.Selector = face.SelectAll
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}
@@ -1076,7 +1064,7 @@ func (h *handler) enroll(r *request) (any, error) {
 	meta := r.str("meta")
 	pid := r.str("person_id")
 	cam := r.str("cam_id")
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}

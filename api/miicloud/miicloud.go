@@ -105,7 +105,7 @@
 //
 //   - Routing: an unknown path is 404, a known path with another method 405
 //     with Allow. Enrol, update with an image and match_faces take an
-//     inference slot from the shared queue (Queue).
+//     inference slot from the shared queue (api.Queue).
 package miicloud
 
 import (
@@ -132,11 +132,6 @@ import (
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
-
-// Queue hands out inference slots; *api.Server satisfies it.
-type Queue interface {
-	Acquire(ctx context.Context) (release func(), err error)
-}
 
 // Limits of the dialect.
 const (
@@ -170,14 +165,14 @@ const (
 
 type handler struct {
 	svc    *service.Service
-	q      Queue
+	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix, so it sees paths like /miicloud/person.
-func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -456,13 +451,6 @@ func classify(err error) *apiError {
 	}
 }
 
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	if h.q == nil {
-		return func() {}, nil
-	}
-	return h.q.Acquire(ctx)
-}
-
 // BoundingBox is a face rectangle.
 type BoundingBox struct {
 	LeftX  int `json:"left_x"`
@@ -581,7 +569,7 @@ func (h *handler) enroll(req *request) (any, error) {
 	p := store.Person{ExternalID: id}
 	setFields(&p, req)
 	name := imageName(req.imageName)
-	release, err := h.acquire(req.Context())
+	release, err := api.AcquireFrom(req.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}
@@ -648,7 +636,7 @@ func (h *handler) update(req *request) (any, error) {
 	}
 	var box *BoundingBox
 	if req.hasImage {
-		release, err := h.acquire(req.Context())
+		release, err := api.AcquireFrom(req.Context(), h.q)
 		if err != nil {
 			return nil, err
 		}
@@ -799,7 +787,7 @@ func (h *handler) match(req *request) (any, error) {
 			return nil, err
 		}
 	}
-	release, err := h.acquire(req.Context())
+	release, err := api.AcquireFrom(req.Context(), h.q)
 	if err != nil {
 		return nil, err
 	}

@@ -135,7 +135,7 @@
 //     503.
 //
 //   - Load: every request that runs the pipeline takes an inference slot
-//     from the shared queue (Queue); a full queue is 429 with
+//     from the shared queue (api.Queue); a full queue is 429 with
 //     Retry-After: 1. Each request is bounded by 30 s (503 past it).
 package trueface
 
@@ -166,11 +166,6 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
-// Queue hands out inference slots; *api.Server satisfies it.
-type Queue interface {
-	Acquire(ctx context.Context) (release func(), err error)
-}
-
 // Limits and defaults of the dialect.
 const (
 	MaxImageBytes    = 5 << 20
@@ -193,14 +188,14 @@ type Envelope struct {
 
 type handler struct {
 	svc    *service.Service
-	q      Queue
+	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix.
-func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -382,13 +377,6 @@ func classify(err error) *apiError {
 	default:
 		return &apiError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 	}
-}
-
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	if h.q == nil {
-		return func() {}, nil
-	}
-	return h.q.Acquire(ctx)
 }
 
 // ---- decoding ----
@@ -800,7 +788,7 @@ func (h *handler) enroll(r *http.Request, body []byte) (reply, error) {
 			return reply{}, err
 		}
 	}
-	release, err := h.acquire(ctx)
+	release, err := api.AcquireFrom(ctx, h.q)
 	if err != nil {
 		return reply{}, err
 	}
@@ -859,7 +847,7 @@ func (h *handler) updateEnroll(r *http.Request, body []byte) (reply, error) {
 			}
 		}
 	}
-	release, err := h.acquire(ctx)
+	release, err := api.AcquireFrom(ctx, h.q)
 	if err != nil {
 		return reply{}, err
 	}
@@ -934,7 +922,7 @@ func (h *handler) match(r *http.Request, body []byte) (reply, error) {
 	if len(stored) == 0 {
 		return reply{}, fail(http.StatusNotFound, "enrollment has no face to match")
 	}
-	release, err := h.acquire(ctx)
+	release, err := api.AcquireFrom(ctx, h.q)
 	if err != nil {
 		return reply{}, err
 	}
@@ -981,7 +969,7 @@ func (h *handler) identify(r *http.Request, body []byte) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	release, err := h.acquire(ctx)
+	release, err := api.AcquireFrom(ctx, h.q)
 	if err != nil {
 		return reply{}, err
 	}
@@ -1034,7 +1022,7 @@ func (h *handler) facedetect(r *http.Request, body []byte) (reply, error) {
 	}
 	q := r.URL.Query()
 	raw := truthy(q.Get("rawlandmarks")) || truthy(q.Get("rawlandmark"))
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return reply{}, err
 	}
@@ -1070,7 +1058,7 @@ func (h *handler) spdetect(r *http.Request, body []byte) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return reply{}, err
 	}

@@ -36,7 +36,7 @@ type env struct {
 	client      *http.Client
 }
 
-func newEnv(t *testing.T, q trueface.Queue) *env {
+func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
 	f := apitest.New(t, vision)
 	e := &env{svc: f.Svc, read: f.Read, write: f.Write, client: &http.Client{Timeout: time.Minute}}

@@ -95,7 +95,7 @@
 //     documented 404.
 //
 //   - Load: enrol and search take an inference slot from the shared queue
-//     (Queue, the native API's bounded queue); a full queue is 429 with
+//     (api.Queue, the native API's bounded queue); a full queue is 429 with
 //     Retry-After: 1. Each request is bounded by 30 s; the deadline
 //     passing is 503.
 //
@@ -123,11 +123,6 @@ import (
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
-
-// Queue hands out inference slots; *api.Server satisfies it.
-type Queue interface {
-	Acquire(ctx context.Context) (release func(), err error)
-}
 
 // Limits of the dialect.
 const (
@@ -168,14 +163,14 @@ const (
 // handler serves the dialect.
 type handler struct {
 	svc    *service.Service
-	q      Queue
+	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix, so it sees paths like /users/{id}.
-func New(svc *service.Service, q Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -349,13 +344,6 @@ func (h *handler) classify(err error) *apiError {
 }
 
 // acquire takes an inference slot.
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	if h.q == nil {
-		return func() {}, nil
-	}
-	return h.q.Acquire(ctx)
-}
-
 // enroll serves POST /users/{id}.
 func (h *handler) enroll(r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
@@ -369,7 +357,7 @@ func (h *handler) enroll(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -408,7 +396,7 @@ func (h *handler) search(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	release, err := h.acquire(r.Context())
+	release, err := api.AcquireFrom(r.Context(), h.q)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -96,23 +96,28 @@ func (s *Service) newFaces(ctx context.Context, photos [][]byte, in FaceInput) (
 		if len(faces) == 0 {
 			return nil, &NoFaceError{Photo: i}
 		}
-		f := faces[0]
-		nf := store.NewFace{Face: store.Face{
-			Galleries:  slices.Clone(galleries),
-			Box:        [4]float32{f.Box.X1, f.Box.Y1, f.Box.X2, f.Box.Y2},
-			PhotoHash:  models.SHA256Hex(photo),
-			Embedding:  f.Embedding,
-			EmbedderID: f.EmbedderID,
-			Quality:    f.Quality.Score,
-			Meta:       in.Meta,
-			CameraID:   in.CameraID,
-		}}
-		if s.cfg.KeepImages {
-			nf.Image = f.Aligned
-		}
+		nf := storedFace(photo, faces[0], s.cfg.KeepImages)
+		nf.Face.Galleries = slices.Clone(galleries)
+		nf.Face.Meta, nf.Face.CameraID = in.Meta, in.CameraID
 		out = append(out, nf)
 	}
 	return out, nil
+}
+
+// storedFace is the face f of photo as the store keeps it, with its
+// aligned crop when keepImage is set.
+func storedFace(photo []byte, f face.Face, keepImage bool) store.NewFace {
+	nf := store.NewFace{Face: store.Face{
+		Box:        [4]float32{f.Box.X1, f.Box.Y1, f.Box.X2, f.Box.Y2},
+		PhotoHash:  models.SHA256Hex(photo),
+		Embedding:  f.Embedding,
+		EmbedderID: f.EmbedderID,
+		Quality:    f.Quality.Score,
+	}}
+	if keepImage {
+		nf.Image = f.Aligned
+	}
+	return nf
 }
 
 // indexFaces makes stored faces searchable. Called with writeMu held.

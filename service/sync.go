@@ -158,13 +158,7 @@ func (s *Service) ApplySync(ctx context.Context, op SyncOp, ack SyncAck) (SyncRe
 	}, ackOf(ack, res)...)
 	switch {
 	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrRevisionGap):
-		// Another delivery of the gallery's operations won the race.
-		cur, rerr := s.store.SyncRevision(ctx, op.Gallery)
-		if rerr != nil {
-			return res, rerr
-		}
-		r, _ := revisionCheck(op, cur)
-		return r, nil
+		return s.lostRace(ctx, op)
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrNotFound):
 		return s.rejectSync(ctx, op, err, ack)
 	case err != nil:
@@ -177,18 +171,30 @@ func (s *Service) ApplySync(ctx context.Context, op SyncOp, ack SyncAck) (SyncRe
 	return res, nil
 }
 
-// revisionCheck answers duplicates and gaps without touching anything.
+// revisionCheck answers duplicates and gaps without touching anything
+// (store.CheckRevision is the rule ApplySync enforces again atomically).
 func revisionCheck(op SyncOp, cur uint64) (SyncResult, bool) {
 	res := SyncResult{Gallery: op.Gallery, Revision: cur}
-	switch {
-	case op.Kind == SyncSnapshot && op.Revision < cur, op.Kind != SyncSnapshot && op.Revision <= cur:
+	switch err := store.CheckRevision(cur, op.Revision, op.Kind == SyncSnapshot); {
+	case errors.Is(err, store.ErrStaleRevision):
 		res.Status = SyncDuplicate
 		return res, true
-	case op.Kind != SyncSnapshot && op.Revision > cur+1:
+	case errors.Is(err, store.ErrRevisionGap):
 		res.Status = SyncGap
 		return res, true
 	}
 	return res, false
+}
+
+// lostRace answers an operation whose revision check passed, but which
+// another delivery of the gallery's operations overtook before the write.
+func (s *Service) lostRace(ctx context.Context, op SyncOp) (SyncResult, error) {
+	cur, err := s.store.SyncRevision(ctx, op.Gallery)
+	if err != nil {
+		return SyncResult{Gallery: op.Gallery, Revision: op.Revision}, err
+	}
+	res, _ := revisionCheck(op, cur)
+	return res, nil
 }
 
 // rejectSync passes the operation's revision without applying it.
@@ -196,12 +202,7 @@ func (s *Service) rejectSync(ctx context.Context, op SyncOp, why error, ack Sync
 	res := SyncResult{Status: SyncRejected, Gallery: op.Gallery, Revision: op.Revision, Reason: why.Error()}
 	_, err := s.store.ApplySync(ctx, op.Gallery, op.Revision, op.Kind == SyncSnapshot, func(*store.SyncTx) error { return nil }, ackOf(ack, res)...)
 	if errors.Is(err, store.ErrStaleRevision) || errors.Is(err, store.ErrRevisionGap) {
-		cur, rerr := s.store.SyncRevision(ctx, op.Gallery)
-		if rerr != nil {
-			return res, rerr
-		}
-		r, _ := revisionCheck(op, cur)
-		return r, nil
+		return s.lostRace(ctx, op)
 	}
 	if err != nil {
 		return res, fmt.Errorf("service: sync %s revision %d: %w", op.Gallery, op.Revision, err)
@@ -317,18 +318,7 @@ func (s *Service) syncFace(ctx context.Context, sf SyncFace) (store.NewFace, err
 	if len(faces) == 0 {
 		return store.NewFace{}, ErrNoFace
 	}
-	f := faces[0]
-	nf := store.NewFace{Face: store.Face{
-		Box:        [4]float32{f.Box.X1, f.Box.Y1, f.Box.X2, f.Box.Y2},
-		PhotoHash:  models.SHA256Hex(sf.Photo),
-		Embedding:  f.Embedding,
-		EmbedderID: f.EmbedderID,
-		Quality:    f.Quality.Score,
-	}}
-	if s.cfg.KeepImages {
-		nf.Image = f.Aligned
-	}
-	return nf, nil
+	return storedFace(sf.Photo, faces[0], s.cfg.KeepImages), nil
 }
 
 // applyChange brings the index along with a committed sync change. Called

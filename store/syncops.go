@@ -57,12 +57,8 @@ func (db *DB) ApplySync(ctx context.Context, gallery string, rev uint64, snapsho
 		}
 		return db.update(ctx, func(tx *bbolt.Tx) error {
 			revs := tx.Bucket(bucketSyncRevisions)
-			cur := getU64(revs.Get([]byte(gallery)))
-			switch {
-			case snapshot && rev < cur, !snapshot && rev <= cur:
-				return fmt.Errorf("%w: gallery is at %d, operation is %d", ErrStaleRevision, cur, rev)
-			case !snapshot && rev > cur+1:
-				return fmt.Errorf("%w: gallery is at %d, operation is %d", ErrRevisionGap, cur, rev)
+			if err := CheckRevision(getU64(revs.Get([]byte(gallery))), rev, snapshot); err != nil {
+				return err
 			}
 			st := &SyncTx{db: db, tx: tx, gallery: gallery}
 			if err := fn(st); err != nil {
@@ -79,6 +75,20 @@ func (db *DB) ApplySync(ctx context.Context, gallery string, rev uint64, snapsho
 		return SyncChange{}, fmt.Errorf("store: apply sync revision %d of %q: %w", rev, gallery, err)
 	}
 	return change, nil
+}
+
+// CheckRevision is the ordering rule of gallery operations: an operation
+// must be the gallery's revision cur plus one (ErrStaleRevision if not
+// above it, ErrRevisionGap if beyond); a snapshot must not be older than
+// cur.
+func CheckRevision(cur, rev uint64, snapshot bool) error {
+	switch {
+	case snapshot && rev < cur, !snapshot && rev <= cur:
+		return fmt.Errorf("%w: gallery is at %d, operation is %d", ErrStaleRevision, cur, rev)
+	case !snapshot && rev > cur+1:
+		return fmt.Errorf("%w: gallery is at %d, operation is %d", ErrRevisionGap, cur, rev)
+	}
+	return nil
 }
 
 // CreateGallery makes sure the gallery exists.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -183,43 +184,34 @@ func (s *Syncer) handleCommand(ctx context.Context, payload []byte) {
 		st := s.status(ctx)
 		reply.OK, reply.Device = true, &st
 	case CmdResync:
-		galleries, err := s.resyncGalleries(ctx, c.Gallery)
+		galleries, revs, err := s.resyncGalleries(ctx, c.Gallery)
 		if err != nil {
 			reply.Error = err.Error()
 			break
 		}
 		for _, g := range galleries {
-			rev, err := s.svc.SyncRevisions(ctx)
-			if err != nil {
-				reply.Error = err.Error()
-				break
-			}
-			s.requestSnapshot(ctx, g, rev[g], "resync")
+			s.requestSnapshot(ctx, g, revs[g], "resync")
 		}
-		reply.OK, reply.Requested = reply.Error == "", galleries
+		reply.OK, reply.Requested = true, galleries
 	}
 	s.enqueue(ctx, topicReplies, reply)
 }
 
 // resyncGalleries is the named gallery, or every gallery the backend has
-// synced.
-func (s *Syncer) resyncGalleries(ctx context.Context, named string) ([]string, error) {
-	if named != "" {
-		if !store.ValidGalleryName(named) {
-			return nil, errors.New("gallery: not a gallery name")
-		}
-		return []string{named}, nil
+// synced, sorted, with the revisions the device has applied.
+func (s *Syncer) resyncGalleries(ctx context.Context, named string) ([]string, map[string]uint64, error) {
+	if named != "" && !store.ValidGalleryName(named) {
+		return nil, nil, errors.New("gallery: not a gallery name")
 	}
 	revs, err := s.svc.SyncRevisions(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	names := make([]string, 0, len(revs))
-	for g := range revs {
-		names = append(names, g)
+	if named != "" {
+		return []string{named}, revs, nil
 	}
-	slices.Sort(names)
-	return names, nil
+	names := slices.Sorted(maps.Keys(revs))
+	return names, revs, nil
 }
 
 // ack describes a result for the backend.

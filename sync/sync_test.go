@@ -1,7 +1,6 @@
 package sync_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -48,24 +46,7 @@ type device struct {
 	db     *store.DB
 	syncer *fleetsync.Syncer
 	cfg    fleetsync.Config
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testenv.Buffer
 }
 
 func newDevice(t testing.TB, cfg fleetsync.Config, dbPath string) *device {
@@ -81,7 +62,7 @@ func newDevice(t testing.TB, cfg fleetsync.Config, dbPath string) *device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	svc, err := service.New(context.Background(), db, vision.Pipeline, service.Config{EventQueue: fleetsync.EventQueue(cfg)}, logger)
 	if err != nil {
@@ -431,7 +412,7 @@ func TestWrongCredentialsRetryWithoutBlocking(t *testing.T) {
 // TLS with a private CA and a client certificate the broker requires;
 // without the certificate the device is refused and says why.
 func TestTLSWithClientCertificate(t *testing.T) {
-	certs := mqtttest.NewCerts(t)
+	certs := testenv.NewCerts(t)
 	broker := mqtttest.Start(t, mqtttest.Options{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CA, RequireCert: true})
 	d := newDevice(t, fleetsync.Config{URL: broker.URL(), CAFile: certs.CA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, "")
 	// The recording backend connects over TLS too.

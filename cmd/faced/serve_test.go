@@ -1,28 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,76 +21,16 @@ import (
 	"github.com/facedhq/faced/internal/testenv"
 )
 
-// syncBuffer is a bytes.Buffer the daemon's goroutines may write while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and localhost and its key
-// as PEM files in dir, and returns their paths and the certificate.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "faced test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile, cert
-}
-
 var servingAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
 
 // startServe runs `faced serve args...` in-process until the test ends and
 // returns the address it bound (from its "serving" log line) and its log.
-func startServe(t *testing.T, args ...string) (addr string, log *syncBuffer) {
+func startServe(t *testing.T, args ...string) (addr string, log *testenv.Buffer) {
 	t.Helper()
 	testenv.DepsDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log = &syncBuffer{}
+	log = &testenv.Buffer{}
 	go func() { done <- run(ctx, append([]string{"serve"}, args...), io.Discard, log) }()
 	t.Cleanup(func() {
 		cancel()
@@ -129,7 +59,8 @@ func startServe(t *testing.T, args ...string) (addr string, log *syncBuffer) {
 // file (listen, data dir, a model flag).
 func TestServeConfig(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, cert := selfSigned(t, dir)
+	certs := testenv.NewCerts(t)
+	certFile, keyFile := certs.ServerCert, certs.ServerKey
 	fileData, flagData := filepath.Join(dir, "file-data"), filepath.Join(dir, "flag-data")
 	const id, secret = "0123456789ab", "k7Qw1v3l9OQ3Pq0wU4jx2pIY1n0m9V1sZl8H3yX5cR4"
 	config := filepath.Join(dir, "faced.yaml")
@@ -170,8 +101,7 @@ keys:
 		t.Error("the file's data_dir was created despite --data-dir")
 	}
 
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
+	roots := certs.Pool(t)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	get := func(token string) *http.Response {
 		t.Helper()

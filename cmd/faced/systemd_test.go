@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 // child is a `faced serve` process.
 type child struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.Buffer
 	done chan struct{}
 	err  error // cmd.Wait's, once done is closed
 }
@@ -74,7 +74,7 @@ func startChild(t *testing.T, env []string, files []*os.File, listenPID bool, ar
 	}
 	cmd.Env = append(append(cmd.Env, childEnv+"=1"), env...)
 	cmd.ExtraFiles = files
-	c := &child{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: cmd, log: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = c.log
 	if err := cmd.Start(); err != nil {

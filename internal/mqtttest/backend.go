@@ -2,15 +2,15 @@ package mqtttest
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/facedhq/faced/internal/testenv"
 )
 
 // Msg is a message the backend received.
@@ -41,18 +41,13 @@ func NewBackend(t testing.TB, url, clientID string, filters ...string) *Backend 
 
 // NewBackendTLS is NewBackend over TLS, trusting certs.CA and presenting
 // the client certificate.
-func NewBackendTLS(t testing.TB, url, clientID string, certs Certs, filters ...string) *Backend {
+func NewBackendTLS(t testing.TB, url, clientID string, certs testenv.Certs, filters ...string) *Backend {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pem, err := os.ReadFile(certs.CA)
-	if err != nil || !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("read CA: %v", err)
-	}
 	cert, err := tls.LoadX509KeyPair(certs.ClientCert, certs.ClientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newBackend(t, url, clientID, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, filters)
+	return newBackend(t, url, clientID, &tls.Config{RootCAs: certs.Pool(t), Certificates: []tls.Certificate{cert}}, filters)
 }
 
 func newBackend(t testing.TB, url, clientID string, tlsCfg *tls.Config, filters []string) *Backend {

@@ -4,16 +4,16 @@
 package mqtttest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/facedhq/faced/internal/testenv"
 )
 
 // Options shape the broker.
@@ -36,25 +36,7 @@ type Broker struct {
 	tls  bool
 	bin  string
 	cmd  *exec.Cmd
-	log  *lockedBuffer
-}
-
-// lockedBuffer collects the broker's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log  *testenv.Buffer
 }
 
 // Start runs a broker for the test; it is stopped at cleanup.
@@ -118,7 +100,7 @@ func (b *Broker) URL() string {
 // accepts connections.
 func (b *Broker) Start() {
 	b.t.Helper()
-	b.log = &lockedBuffer{}
+	b.log = &testenv.Buffer{}
 	cmd := exec.Command(b.bin, "-c", filepath.Join(b.dir, "mosquitto.conf"))
 	cmd.Stdout, cmd.Stderr = b.log, b.log
 	if err := cmd.Start(); err != nil {

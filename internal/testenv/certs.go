@@ -1,4 +1,4 @@
-package mqtttest
+package testenv
 
 import (
 	"crypto/ecdsa"
@@ -19,6 +19,17 @@ import (
 // 127.0.0.1 and a client certificate, all signed by the CA.
 type Certs struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
+}
+
+// Pool trusts the CA.
+func (c Certs) Pool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(c.CA)
+	pool := x509.NewCertPool()
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("read CA %s: %v", c.CA, err)
+	}
+	return pool
 }
 
 // NewCerts writes a fresh set into a temporary directory.

@@ -10,7 +10,7 @@ import (
 
 // maxExposure is the `systemd-analyze security` exposure faced.service
 // must stay at or below (0 is best, 10 worst; below 2 systemd calls "OK").
-// systemd/README.md quotes the current score.
+// packaging/README.md quotes the current score.
 const maxExposure = 2.0
 
 // unitRoot is a root directory holding the amd64 package's files, the

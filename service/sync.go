@@ -386,3 +386,27 @@ func (s *Service) applyChange(ch store.SyncChange) {
 		}
 	}
 }
+
+// HoldSync keeps an operation received ahead of a revision gap, durably
+// (store.HoldSync): false if that revision is already held,
+// store.ErrHoldFull past lim.
+func (s *Service) HoldSync(ctx context.Context, op store.HeldOp, lim store.HoldLimits) (bool, error) {
+	return s.store.HoldSync(ctx, op, lim)
+}
+
+// HeldSync returns the gallery's held operations up to revision upTo, in
+// revision order.
+func (s *Service) HeldSync(ctx context.Context, gallery string, upTo uint64) ([]store.HeldOp, error) {
+	return s.store.HeldSync(ctx, gallery, upTo)
+}
+
+// DropHeldSync forgets held operations, queueing their acknowledgements
+// in the same transaction.
+func (s *Service) DropHeldSync(ctx context.Context, gallery string, revs []uint64, out ...store.OutboxMessage) error {
+	return s.store.DropHeldSync(ctx, gallery, revs, out...)
+}
+
+// HeldSyncStats counts the held operations.
+func (s *Service) HeldSyncStats(ctx context.Context) (store.HeldStats, error) {
+	return s.store.HeldSyncStats(ctx)
+}

@@ -42,6 +42,33 @@ func TestParseGalleryOpRefuses(t *testing.T) {
 	}
 }
 
+// Downward payloads are capped at 128 MB (sync/README.md): a valid
+// operation padded to exactly the cap parses, one byte more is refused
+// before it is decoded, for operations and commands alike.
+func TestPayloadCap(t *testing.T) {
+	const limit = 128 << 20
+	buf := make([]byte, limit+1)
+	op := `{"v":1,"op":"create_gallery","gallery":"g","revision":1}`
+	copy(buf, op)
+	for i := len(op); i < len(buf); i++ {
+		buf[i] = ' ' // trailing white space is valid JSON
+	}
+	if _, err := fleetsync.ParseGalleryOp(buf[:limit]); err != nil {
+		t.Errorf("an operation of exactly 128 MB: %v", err)
+	}
+	if _, err := fleetsync.ParseGalleryOp(buf); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("an operation of 128 MB + 1: %v, want refused for its size", err)
+	}
+	cmd := `{"v":1,"command":"device_info"}`
+	copy(buf, cmd)
+	for i := len(cmd); i < len(op); i++ {
+		buf[i] = ' '
+	}
+	if _, err := fleetsync.ParseCommand(buf); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("a command of 128 MB + 1: %v, want refused for its size", err)
+	}
+}
+
 // The decoders face whatever the broker delivers: never a panic, and a
 // parsed operation always has what its kind needs.
 func FuzzParseGalleryOp(f *testing.F) {

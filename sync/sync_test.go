@@ -151,8 +151,14 @@ func identified(t testing.TB, d *device, name string) string {
 // acksUntil waits for an ack with the given op id and returns all acks.
 func acksUntil(t testing.TB, b *mqtttest.Backend, opID string) []fleetsync.Ack {
 	t.Helper()
+	return acksWithin(t, b, opID, wait)
+}
+
+// acksWithin is acksUntil with its own deadline, for long bursts.
+func acksWithin(t testing.TB, b *mqtttest.Backend, opID string, timeout time.Duration) []fleetsync.Ack {
+	t.Helper()
 	var acks []fleetsync.Ack
-	b.WaitFor("/acks", wait, func(msgs []mqtttest.Msg) bool {
+	b.WaitFor("/acks", timeout, func(msgs []mqtttest.Msg) bool {
 		acks = mqtttest.Decode[fleetsync.Ack](t, msgs)
 		return slices.ContainsFunc(acks, func(a fleetsync.Ack) bool { return a.OpID == opID })
 	})
@@ -171,8 +177,13 @@ func acksByOp(acks []fleetsync.Ack) map[string]fleetsync.Ack {
 // waitReply waits for the reply to the command with request id id.
 func waitReply(t testing.TB, b *mqtttest.Backend, id string) fleetsync.Reply {
 	t.Helper()
+	return waitReplyWithin(t, b, id, wait)
+}
+
+func waitReplyWithin(t testing.TB, b *mqtttest.Backend, id string, timeout time.Duration) fleetsync.Reply {
+	t.Helper()
 	var r fleetsync.Reply
-	b.WaitFor("/replies", wait, func(msgs []mqtttest.Msg) bool {
+	b.WaitFor("/replies", timeout, func(msgs []mqtttest.Msg) bool {
 		for _, m := range mqtttest.Decode[fleetsync.Reply](t, msgs) {
 			if m.RequestID == id {
 				r = m

@@ -130,32 +130,30 @@ func (s *Service) ApplySync(ctx context.Context, op SyncOp, ack SyncAck) (SyncRe
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	change, err := s.store.ApplySync(ctx, op.Gallery, op.Revision, op.Kind == SyncSnapshot, func(tx *store.SyncTx) error {
+		var err error
 		switch op.Kind {
 		case SyncCreateGallery:
-			return tx.CreateGallery()
+			err = tx.CreateGallery()
 		case SyncDeleteGallery:
-			return tx.DeleteGallery()
+			err = tx.DeleteGallery()
 		case SyncDeletePerson:
-			return tx.RemovePerson(op.PersonID)
+			err = tx.RemovePerson(op.PersonID)
+		case SyncUpsertPerson:
+			p := persons[0]
+			if err = tx.UpsertPerson(p.person, p.faces); err != nil {
+				err = fmt.Errorf("person %q: %w", p.person.ID, err)
+			}
 		case SyncSnapshot:
-			keep := make(map[string]bool, len(persons))
-			for _, p := range persons {
-				keep[p.person.ID] = true
-			}
-			if err := tx.CreateGallery(); err != nil {
-				return err
-			}
-			if err := tx.RetainPersons(keep); err != nil {
-				return err
-			}
+			err = s.applySnapshot(tx, persons, &res)
 		}
-		for _, p := range persons { // upsert: one; snapshot: all
-			if err := tx.UpsertPerson(p.person, p.faces); err != nil {
-				return fmt.Errorf("person %q: %w", p.person.ID, err)
-			}
+		if err != nil {
+			return err
 		}
+		// The ack is written last: a snapshot knows what it skipped only
+		// now.
+		tx.Enqueue(ackOf(ack, res)...)
 		return nil
-	}, ackOf(ack, res)...)
+	})
 	switch {
 	case errors.Is(err, store.ErrStaleRevision), errors.Is(err, store.ErrRevisionGap):
 		return s.lostRace(ctx, op)
@@ -169,6 +167,45 @@ func (s *Service) ApplySync(ctx context.Context, op SyncOp, ack SyncAck) (SyncRe
 		s.index.DropGallery(op.Gallery)
 	}
 	return res, nil
+}
+
+// applySnapshot makes persons the gallery's content. A person the store
+// refuses (an id too long, a control character, an external id another
+// person owns) is skipped, listed in res.Skipped and left out of the
+// gallery; the rest is applied.
+func (s *Service) applySnapshot(tx *store.SyncTx, persons []preparedPerson, res *SyncResult) error {
+	keep := make(map[string]bool, len(persons))
+	for _, p := range persons {
+		keep[p.person.ID] = true
+	}
+	if err := tx.CreateGallery(); err != nil {
+		return err
+	}
+	// Persons leaving the gallery go first: they may free external ids
+	// the snapshot gives to others.
+	if err := tx.RetainPersons(keep); err != nil {
+		return err
+	}
+	for _, p := range persons {
+		err := tx.CheckPerson(p.person, p.faces)
+		if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrDuplicate) {
+			res.Skipped = append(res.Skipped, SyncSkipped{p.person.ID, err.Error()})
+			res.Faces -= len(p.faces)
+			// Not in the backend's gallery as the device knows it: a stale
+			// copy must not stay searchable.
+			if err := tx.RemovePerson(p.person.ID); err != nil {
+				return fmt.Errorf("person %q: %w", p.person.ID, err)
+			}
+			continue
+		}
+		if err == nil {
+			err = tx.UpsertPerson(p.person, p.faces)
+		}
+		if err != nil {
+			return fmt.Errorf("person %q: %w", p.person.ID, err)
+		}
+	}
+	return nil
 }
 
 // revisionCheck answers duplicates and gaps without touching anything
@@ -276,6 +313,10 @@ func (s *Service) prepareSyncPerson(ctx context.Context, sp SyncPerson) (prepare
 	if len(sp.Faces) == 0 {
 		return preparedPerson{}, fmt.Errorf("person %q has no face", sp.Person.ID)
 	}
+	// Refused before its photos are embedded, which is the costly part.
+	if err := store.ValidatePerson(sp.Person); err != nil {
+		return preparedPerson{}, err
+	}
 	p := preparedPerson{person: sp.Person}
 	for i, sf := range sp.Faces {
 		nf, err := s.syncFace(ctx, sf)
@@ -344,4 +385,28 @@ func (s *Service) applyChange(ch store.SyncChange) {
 			}
 		}
 	}
+}
+
+// HoldSync keeps an operation received ahead of a revision gap, durably
+// (store.HoldSync): false if that revision is already held,
+// store.ErrHoldFull past lim.
+func (s *Service) HoldSync(ctx context.Context, op store.HeldOp, lim store.HoldLimits) (bool, error) {
+	return s.store.HoldSync(ctx, op, lim)
+}
+
+// HeldSync returns the gallery's held operations up to revision upTo, in
+// revision order.
+func (s *Service) HeldSync(ctx context.Context, gallery string, upTo uint64) ([]store.HeldOp, error) {
+	return s.store.HeldSync(ctx, gallery, upTo)
+}
+
+// DropHeldSync forgets held operations, queueing their acknowledgements
+// in the same transaction.
+func (s *Service) DropHeldSync(ctx context.Context, gallery string, revs []uint64, out ...store.OutboxMessage) error {
+	return s.store.DropHeldSync(ctx, gallery, revs, out...)
+}
+
+// HeldSyncStats counts the held operations.
+func (s *Service) HeldSyncStats(ctx context.Context) (store.HeldStats, error) {
+	return s.store.HeldSyncStats(ctx)
 }

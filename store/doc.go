@@ -29,6 +29,9 @@
 //	event_snapshots    event id → JPEG
 //	api_keys           key id → JSON (hash of the secret, never the secret)
 //	outbox             8-byte sequence → message
+//	sync_revisions     gallery → last applied fleet-sync revision
+//	sync_held          gallery NUL 8-byte revision → gallery operation held
+//	                   behind a revision gap (bounded by the caller)
 //	meta               schema version, outbox counters
 //
 // and secondary indexes whose keys carry the answer, so a lookup is a prefix

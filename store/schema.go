@@ -22,7 +22,10 @@ import (
 //	   takes 2 KB instead of ~5 KB of decimal digits.
 //	3  adds sync_revisions: the last fleet-sync revision applied to each
 //	   gallery, so gallery operations stay idempotent across restarts.
-const CurrentSchemaVersion = 3
+//	4  adds sync_held: gallery operations received ahead of a revision
+//	   gap, kept until the missing ones (or a snapshot) arrive, so the
+//	   device can acknowledge them to the broker at once.
+const CurrentSchemaVersion = 4
 
 // Top-level buckets. Keys are documented where each is written.
 var (
@@ -45,6 +48,7 @@ var (
 	bucketAPIKeysByHash    = []byte("api_keys_by_hash")
 	bucketOutbox           = []byte("outbox")
 	bucketSyncRevisions    = []byte("sync_revisions")
+	bucketSyncHeld         = []byte("sync_held")
 )
 
 // Keys in the meta bucket.
@@ -67,8 +71,10 @@ var bucketsV2 = append(append([][]byte(nil), bucketsV1...), bucketEmbeddings)
 
 var bucketsV3 = append(append([][]byte(nil), bucketsV2...), bucketSyncRevisions)
 
+var bucketsV4 = append(append([][]byte(nil), bucketsV3...), bucketSyncHeld)
+
 // buckets is the current schema's bucket set.
-var buckets = bucketsV3
+var buckets = bucketsV4
 
 // migrations[v] turns a version-v file into version v+1 inside the caller's
 // transaction. Open runs the whole chain in one write transaction, so a
@@ -77,6 +83,7 @@ var buckets = bucketsV3
 var migrations = map[int]func(tx *bbolt.Tx) error{
 	1: migrateV1toV2,
 	2: migrateV2toV3,
+	3: migrateV3toV4,
 }
 
 // readVersion returns the schema version of an open file: 0 for an empty
@@ -244,6 +251,16 @@ func migrateV1toV2(tx *bbolt.Tx) error {
 func migrateV2toV3(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucket(bucketSyncRevisions); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketSyncRevisions, err)
+	}
+	return nil
+}
+
+// migrateV3toV4 adds the (empty) bucket of held gallery operations: a
+// device upgraded during a revision gap held its operations in memory and
+// unacknowledged, so the broker delivers them again.
+func migrateV3toV4(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucket(bucketSyncHeld); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSyncHeld, err)
 	}
 	return nil
 }

@@ -143,7 +143,7 @@ func rawVersion(t *testing.T, path string) (int, bool) {
 }
 
 // A v1 file goes through every migration: v2's binary faces, v3's sync
-// revisions bucket.
+// revisions bucket, v4's held sync operations.
 func TestMigrateV1ToCurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	persons, faces := writeV1Fixture(t, path, false)
@@ -153,11 +153,14 @@ func TestMigrateV1ToCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.SchemaVersion() != 3 || CurrentSchemaVersion != 3 {
+	if db.SchemaVersion() != 4 || CurrentSchemaVersion != 4 {
 		t.Fatalf("schema version %d", db.SchemaVersion())
 	}
 	if revs, err := db.SyncRevisions(ctx); err != nil || len(revs) != 0 {
 		t.Fatalf("sync revisions after migration = %v, %v; want none", revs, err)
+	}
+	if st, err := db.HeldSyncStats(ctx); err != nil || st.Count != 0 {
+		t.Fatalf("held sync operations after migration = %+v, %v; want none", st, err)
 	}
 	for id, name := range persons {
 		p, err := db.GetPerson(ctx, id)

@@ -37,15 +37,23 @@ type SyncTx struct {
 	tx      *bbolt.Tx
 	gallery string
 	change  SyncChange
+	out     []OutboxMessage
 }
+
+// Enqueue queues msgs in the operation's transaction, after ApplySync's
+// own: an acknowledgement that can only be written once the operation
+// has run (a snapshot's skipped persons) still commits with it.
+func (s *SyncTx) Enqueue(msgs ...OutboxMessage) { s.out = append(s.out, msgs...) }
 
 // ApplySync runs fn as the operation taking gallery to revision rev, then
 // records rev and queues out (its acknowledgement), all in one
 // transaction: an operation is applied exactly when its revision is
-// recorded. Unless snapshot is set, rev must be the gallery's revision
-// plus one (ErrStaleRevision if not above it, ErrRevisionGap if beyond);
-// a snapshot replaces the gallery's state and needs only rev at or above
-// the current revision.
+// recorded. fn may add messages with SyncTx.Enqueue once it knows what it
+// did. A held copy of the operation (HoldSync) is dropped with it.
+// Unless snapshot is set, rev must be the gallery's revision plus one
+// (ErrStaleRevision if not above it, ErrRevisionGap if beyond); a
+// snapshot replaces the gallery's state and needs only rev at or above the
+// current revision.
 func (db *DB) ApplySync(ctx context.Context, gallery string, rev uint64, snapshot bool, fn func(*SyncTx) error, out ...OutboxMessage) (SyncChange, error) {
 	var change SyncChange
 	err := func() error {
@@ -68,7 +76,14 @@ func (db *DB) ApplySync(ctx context.Context, gallery string, rev uint64, snapsho
 			if err := revs.Put([]byte(gallery), u64(rev)); err != nil {
 				return err
 			}
-			return db.enqueue(tx, out)
+			if !snapshot {
+				// The operation is no longer held, if it was (see HoldSync).
+				// A snapshot's held operations are the caller's to answer.
+				if err := tx.Bucket(bucketSyncHeld).Delete(heldKey(gallery, rev)); err != nil {
+					return err
+				}
+			}
+			return db.enqueue(tx, append(out, st.out...))
 		})
 	}()
 	if err != nil {
@@ -154,6 +169,42 @@ func (s *SyncTx) UpsertPerson(p Person, faces []NewFace) error {
 		return err
 	}
 	s.change.Added = append(s.change.Added, added...)
+	return nil
+}
+
+// ValidatePerson reports whether the store accepts p's fields (ids, text
+// and metadata), without a transaction: callers check before costly work
+// such as embedding a person's photos.
+func ValidatePerson(p Person) error {
+	if err := checkPerson(&p); err != nil {
+		return err
+	}
+	_, err := normMeta(p.Meta)
+	return err
+}
+
+// CheckPerson reports, without writing, whether UpsertPerson would refuse
+// p with faces for what they are: ErrInvalid for fields or faces the store
+// does not accept, ErrDuplicate for an external id another person owns.
+// A snapshot skips such a person and applies the rest; any other error of
+// UpsertPerson after a passing check is the device's failure.
+func (s *SyncTx) CheckPerson(p Person, faces []NewFace) error {
+	if err := ValidatePerson(p); err != nil {
+		return err
+	}
+	in := make([]NewFace, len(faces))
+	for i, f := range faces {
+		f.Face.Galleries = []string{s.gallery}
+		in[i] = f
+	}
+	if _, err := s.db.prepareFaces(in); err != nil {
+		return err
+	}
+	if p.ExternalID != "" {
+		if owner := s.tx.Bucket(bucketPersonsByExt).Get([]byte(p.ExternalID)); owner != nil && string(owner) != p.ID {
+			return fmt.Errorf("%w: external id %q belongs to person %q", ErrDuplicate, p.ExternalID, owner)
+		}
+	}
 	return nil
 }
 

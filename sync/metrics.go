@@ -18,11 +18,13 @@ var (
 	descOps             = prometheus.NewDesc("faced_sync_operations_total", "Gallery operations received, by result.", []string{"result"}, nil)
 	descRequests        = prometheus.NewDesc("faced_sync_snapshot_requests_total", "Snapshot requests sent.", nil, nil)
 	descRevision        = prometheus.NewDesc("faced_sync_gallery_revision", "Last applied revision per gallery.", []string{"gallery"}, nil)
+	descHeld            = prometheus.NewDesc("faced_sync_held_operations", "Gallery operations held (in the store) behind revision gaps.", nil, nil)
+	descHeldDropped     = prometheus.NewDesc("faced_sync_held_dropped_total", "Gallery operations beyond a revision gap dropped because the hold was full (the snapshot covers them).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Syncer) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnected, descPublished, descReconnects, descConnectFailures, descOps, descRequests, descRevision} {
+	for _, d := range []*prometheus.Desc{descConnected, descPublished, descReconnects, descConnectFailures, descOps, descRequests, descRevision, descHeld, descHeldDropped} {
 		ch <- d
 	}
 }
@@ -48,8 +50,14 @@ func (s *Syncer) Collect(ch chan<- prometheus.Metric) {
 	counter(descOps, s.stats.gaps.Load(), "gap")
 	counter(descOps, s.stats.rejected.Load(), "rejected")
 	counter(descRequests, s.stats.requests.Load())
+	counter(descHeldDropped, s.stats.heldDropped.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	if st, err := s.svc.HeldSyncStats(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(descHeld, err)
+	} else {
+		gauge(descHeld, float64(st.Count))
+	}
 	revs, err := s.svc.SyncRevisions(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descRevision, err)

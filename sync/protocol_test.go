@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -39,6 +40,29 @@ func TestParseGalleryOpRefuses(t *testing.T) {
 	op, err := fleetsync.ParseGalleryOp([]byte(`{"v":1,"op":"upsert_person","op_id":"x","gallery":"g","revision":7,"person":{"id":"a","faces":[{"embedding":[0.5,0.5],"embedder":"e@1"},{"photo":"/9j/"}]}}`))
 	if err != nil || op.Revision != 7 || len(op.Person.Faces) != 2 || string(op.Person.Faces[1].Photo) != "\xff\xd8\xff" {
 		t.Errorf("valid upsert parsed as %+v, %v", op, err)
+	}
+}
+
+// Downward payloads are capped at 128 MB (sync/README.md): at exactly the
+// cap a payload is parsed (here it fails on what follows the object,
+// which the parser sees only then), one byte more is refused for its
+// size before any parsing, for operations and commands alike. The
+// padding is not white space, so the test does not decode 128 MB (which
+// takes a minute under -race).
+func TestPayloadCap(t *testing.T) {
+	const limit = 128 << 20
+	for _, msg := range []string{`{"v":1,"op":"create_gallery","gallery":"g","revision":1}`, `{"v":1,"command":"device_info"}`} {
+		buf := append([]byte(msg), bytes.Repeat([]byte("x"), limit+1-len(msg))...)
+		parse := func(b []byte) error { _, err := fleetsync.ParseGalleryOp(b); return err }
+		if strings.Contains(msg, "command") {
+			parse = func(b []byte) error { _, err := fleetsync.ParseCommand(b); return err }
+		}
+		if err := parse(buf[:limit]); err == nil || !strings.Contains(err.Error(), "data after the object") {
+			t.Errorf("%s padded to exactly 128 MB: %v, want it parsed (and refused for the padding)", msg, err)
+		}
+		if err := parse(buf); err == nil || !strings.Contains(err.Error(), "exceeds") {
+			t.Errorf("%s padded to 128 MB + 1: %v, want refused for its size", msg, err)
+		}
 	}
 }
 

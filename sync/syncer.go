@@ -33,8 +33,12 @@ const (
 	// incomingDepth is how many received messages may wait for the
 	// worker; beyond, the MQTT client stops reading (back-pressure).
 	incomingDepth = 256
-	// maxPending bounds the operations held back behind a revision gap.
-	maxPending = 1000
+	// maxHeld and maxHeldBytes bound the operations held (in the store)
+	// behind revision gaps, all galleries together. A thousand upserts of
+	// 512-d embeddings are about 10 MB; photos fill the bytes sooner.
+	// Past the bound, operations are dropped: the snapshot covers them.
+	maxHeld      = 1000
+	maxHeldBytes = 64 << 20
 	// requestEvery throttles snapshot requests for one gallery.
 	requestEvery = 30 * time.Second
 	// firstBackoff is the first wait after a failed connection attempt;
@@ -60,9 +64,13 @@ type Syncer struct {
 
 	stats stats
 
-	// Gap handling, owned by the worker goroutine.
-	pending   map[string][]pendingOp
-	requested map[string]snapshotRequested
+	// Gap handling: the bound of held operations, and the snapshot
+	// requests' throttle (owned by the worker goroutine). Fixed at New;
+	// tests shorten them.
+	limits       store.HoldLimits
+	requestEvery time.Duration
+	now          func() time.Time
+	requested    map[string]snapshotRequested
 
 	cancel  context.CancelFunc
 	stopPub context.CancelFunc
@@ -76,15 +84,11 @@ type snapshotRequested struct {
 	at   time.Time
 }
 
-type pendingOp struct {
-	op  GalleryOp
-	msg mqtt.Message
-}
-
 // stats are the counters of Metrics.
 type stats struct {
 	published, reconnects, connectFailures        atomic.Uint64
 	applied, duplicates, gaps, rejected, requests atomic.Uint64
+	heldDropped                                   atomic.Uint64
 }
 
 // New prepares a syncer; it does not connect (Start does).
@@ -102,12 +106,14 @@ func New(cfg Config, svc *service.Service, logger *slog.Logger) (*Syncer, error)
 	}
 	s := &Syncer{
 		cfg: cfg, svc: svc, logger: logger.With("component", "sync"), started: time.Now(),
-		conn:     newConnState(),
-		incoming: make(chan mqtt.Message, incomingDepth),
-		kick:     make(chan struct{}, 1),
-		lost:     make(chan error, 1),
-		pending:  map[string][]pendingOp{}, requested: map[string]snapshotRequested{},
-		pubDone: make(chan struct{}),
+		conn:         newConnState(),
+		incoming:     make(chan mqtt.Message, incomingDepth),
+		kick:         make(chan struct{}, 1),
+		lost:         make(chan error, 1),
+		limits:       store.HoldLimits{MaxCount: maxHeld, MaxBytes: maxHeldBytes},
+		requestEvery: requestEvery, now: time.Now,
+		requested: map[string]snapshotRequested{},
+		pubDone:   make(chan struct{}),
 	}
 	will, err := json.Marshal(Status{V: ProtocolVersion, Type: "status", DeviceID: cfg.DeviceID, State: "offline", Reason: "connection lost", Time: time.Now().UTC()})
 	if err != nil {

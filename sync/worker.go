@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,10 @@ import (
 )
 
 // work applies received messages one at a time, in arrival order, and
-// acknowledges each to the broker once it is applied (or answered).
+// acknowledges each to the broker once it is applied, answered or held.
+// It first finishes what a previous run left held.
 func (s *Syncer) work(ctx context.Context) {
+	s.resumeHeld(ctx)
 	for {
 		select {
 		case m := <-s.incoming:
@@ -32,7 +33,7 @@ func (s *Syncer) handle(ctx context.Context, m mqtt.Message) {
 	switch m.Topic() {
 	case s.cfg.topic(topicGallery):
 		if !s.handleGallery(ctx, m) {
-			return // held back behind a gap, or failed: not acknowledged yet
+			return // the device failed: not acknowledged, delivered again
 		}
 	case s.cfg.topic(topicCommands):
 		s.handleCommand(ctx, m.Payload())
@@ -42,9 +43,12 @@ func (s *Syncer) handle(ctx context.Context, m mqtt.Message) {
 	m.Ack()
 }
 
-// handleGallery applies one operation. It reports whether the broker may
-// forget the message: false when it was held back behind a revision gap
-// (acknowledged once applied) or the device failed to apply it.
+// handleGallery applies, answers or holds one operation. It reports
+// whether the broker may forget the message: false only when the device
+// failed to apply it (storage, shutdown), so that it is delivered again.
+// An operation held behind a revision gap is in the store already: the
+// broker may forget it, and must, or a gap as long as the broker's
+// in-flight window (20 messages in Mosquitto) would stop every delivery.
 func (s *Syncer) handleGallery(ctx context.Context, m mqtt.Message) bool {
 	op, err := ParseGalleryOp(m.Payload())
 	if err != nil {
@@ -55,14 +59,26 @@ func (s *Syncer) handleGallery(ctx context.Context, m mqtt.Message) bool {
 		}))
 		return true
 	}
-	return s.apply(ctx, op, m)
+	res, err := s.applyOne(ctx, op)
+	if err != nil {
+		return false
+	}
+	switch res.Status {
+	case service.SyncApplied, service.SyncRejected:
+		if res.Revision > 0 {
+			s.applyHeld(ctx, op.Gallery, res.Revision)
+		}
+	case service.SyncGap:
+		s.hold(ctx, op, m.Payload(), res.Revision)
+	}
+	return true
 }
 
-// apply runs an operation through the service and answers it: applied,
-// duplicate and rejected operations are acknowledged; one beyond a gap is
-// held back (bounded) and the gallery's snapshot requested. After a
-// gallery moves, held-back operations that now follow are applied.
-func (s *Syncer) apply(ctx context.Context, op GalleryOp, m mqtt.Message) bool {
+// applyOne runs an operation through the service and answers it:
+// applied, rejected and duplicate operations are acknowledged (the first
+// two in the transaction that records them). A gap is only counted: the
+// caller holds the operation. An error means the device failed.
+func (s *Syncer) applyOne(ctx context.Context, op GalleryOp) (service.SyncResult, error) {
 	res, err := s.svc.ApplySync(ctx, serviceOp(op), func(r service.SyncResult) []store.OutboxMessage {
 		msg, err := s.ackMessage(op, r)
 		if err != nil {
@@ -73,100 +89,160 @@ func (s *Syncer) apply(ctx context.Context, op GalleryOp, m mqtt.Message) bool {
 	if errors.Is(err, service.ErrInvalid) {
 		// Nothing could be recorded (e.g. a gallery name the store
 		// refuses): answer without a revision.
+		res = service.SyncResult{Status: service.SyncRejected, Gallery: op.Gallery, Reason: err.Error()}
 		s.stats.rejected.Add(1)
-		s.enqueue(ctx, topicAcks, s.ack(op, service.SyncResult{Status: service.SyncRejected, Gallery: op.Gallery, Reason: err.Error()}))
-		return true
+		s.enqueue(ctx, topicAcks, s.ack(op, res))
+		return res, nil
 	}
 	if err != nil {
-		// The device failed (storage, shutdown): no ack, so the broker
-		// delivers the operation again after a reconnect.
 		s.logger.Error("mqtt: apply gallery operation", "gallery", op.Gallery, "revision", op.Revision, "error", err)
-		return false
+		return res, err
 	}
 	switch res.Status {
-	case service.SyncApplied, service.SyncRejected:
-		if res.Status == service.SyncApplied {
-			s.stats.applied.Add(1)
-		} else {
-			s.stats.rejected.Add(1)
-		}
+	case service.SyncApplied:
+		s.stats.applied.Add(1)
 		s.kickPublisher()
-		s.applyPending(ctx, op.Gallery, res.Revision)
+	case service.SyncRejected:
+		s.stats.rejected.Add(1)
+		s.kickPublisher()
 	case service.SyncDuplicate:
 		// Acknowledged again: the backend may have missed the first ack.
 		s.stats.duplicates.Add(1)
 		s.enqueue(ctx, topicAcks, s.ack(op, res))
 	case service.SyncGap:
 		s.stats.gaps.Add(1)
-		s.hold(ctx, op, m, res.Revision)
-		return false
 	}
-	return true
+	return res, nil
 }
 
-// hold keeps an operation that arrived ahead of its turn and asks for
-// the gallery's snapshot.
-func (s *Syncer) hold(ctx context.Context, op GalleryOp, m mqtt.Message, have uint64) {
-	total := 0
-	for _, ops := range s.pending {
-		total += len(ops)
-	}
-	if total < maxPending {
-		ops := s.pending[op.Gallery]
-		i, found := slices.BinarySearchFunc(ops, op.Revision, func(p pendingOp, r uint64) int { return cmp.Compare(p.op.Revision, r) })
-		if found {
-			m.Ack() // the same revision is already held
-		} else {
-			s.pending[op.Gallery] = slices.Insert(ops, i, pendingOp{op, m})
-		}
-	} else {
-		// Past the bound the snapshot will bring it; acknowledge to the
-		// broker so its queue does not stall on us.
-		m.Ack()
+// hold keeps an operation that arrived ahead of its turn, in the store,
+// and asks for the gallery's snapshot. Past the bound (or if the store
+// cannot take it) the operation is dropped: the snapshot brings its
+// effect, and its ack is the snapshot's.
+func (s *Syncer) hold(ctx context.Context, op GalleryOp, payload []byte, have uint64) {
+	_, err := s.svc.HoldSync(ctx, store.HeldOp{Gallery: op.Gallery, Revision: op.Revision, Payload: payload}, s.limits)
+	switch {
+	case errors.Is(err, store.ErrHoldFull):
+		s.stats.heldDropped.Add(1)
 		s.logger.Warn("mqtt: too many operations held back behind gaps; dropping one (the snapshot covers it)",
-			"gallery", op.Gallery, "revision", op.Revision)
+			"gallery", op.Gallery, "revision", op.Revision, "error", err)
+	case err != nil:
+		s.stats.heldDropped.Add(1)
+		s.logger.Error("mqtt: cannot hold an operation received ahead of a gap; dropping it (the snapshot covers it)",
+			"gallery", op.Gallery, "revision", op.Revision, "error", err)
 	}
-	s.logger.Info("mqtt: revision gap, requesting a snapshot", "gallery", op.Gallery, "have", have, "got", op.Revision)
 	s.requestSnapshot(ctx, op.Gallery, have, "gap")
+	// Normally nothing: the missing revision is not held. It is when
+	// applying the held chain failed earlier (storage, shutdown).
+	s.applyHeld(ctx, op.Gallery, have)
 }
 
-// applyPending applies held-back operations of gallery that follow rev,
-// and acknowledges those it made redundant.
-func (s *Syncer) applyPending(ctx context.Context, gallery string, rev uint64) {
-	ops := s.pending[gallery]
-	for len(ops) > 0 && ops[0].op.Revision <= rev {
-		p := ops[0]
-		ops = ops[1:]
-		s.stats.duplicates.Add(1)
-		s.enqueue(ctx, topicAcks, s.ack(p.op, service.SyncResult{Status: service.SyncDuplicate, Gallery: gallery, Revision: rev}))
-		p.msg.Ack()
+// applyHeld continues a gallery that reached revision rev with what is
+// held for it: held operations at or below rev are duplicates now (a
+// snapshot overtook them) and are answered so; the one at rev+1 is
+// applied, and so on along the chain.
+func (s *Syncer) applyHeld(ctx context.Context, gallery string, rev uint64) {
+	moved := false
+	for ctx.Err() == nil {
+		held, err := s.svc.HeldSync(ctx, gallery, rev+1)
+		if err != nil {
+			s.logger.Error("mqtt: read held gallery operations", "gallery", gallery, "error", err)
+			return
+		}
+		var stale []uint64
+		var acks []store.OutboxMessage
+		var next *store.HeldOp
+		for i, h := range held {
+			if h.Revision > rev {
+				next = &held[i]
+				break
+			}
+			stale = append(stale, h.Revision)
+			op, _ := ParseGalleryOp(h.Payload) // it parsed before it was held
+			if msg, err := s.ackMessage(op, service.SyncResult{Status: service.SyncDuplicate, Gallery: gallery, Revision: rev}); err == nil {
+				acks = append(acks, msg)
+			}
+		}
+		if len(stale) > 0 {
+			if err := s.svc.DropHeldSync(ctx, gallery, stale, acks...); err != nil {
+				s.logger.Error("mqtt: drop held gallery operations", "gallery", gallery, "error", err)
+				return
+			}
+			moved = true
+			s.stats.duplicates.Add(uint64(len(stale)))
+			s.kickPublisher()
+		}
+		if next == nil {
+			break
+		}
+		moved = true
+		op, err := ParseGalleryOp(next.Payload)
+		if err != nil {
+			// It parsed when it was held (another build's rules?): answer
+			// it as it would have been answered then, rather than stall.
+			s.stats.rejected.Add(1)
+			msg, _ := s.ackMessage(op, service.SyncResult{Status: service.SyncRejected, Gallery: gallery, Reason: err.Error()})
+			if err := s.svc.DropHeldSync(ctx, gallery, []uint64{next.Revision}, msg); err != nil {
+				s.logger.Error("mqtt: drop held gallery operation", "gallery", gallery, "error", err)
+				return
+			}
+			continue
+		}
+		res, err := s.applyOne(ctx, op)
+		if err != nil {
+			return // still held: continued on the next start or operation
+		}
+		if res.Status == service.SyncGap || res.Revision == 0 {
+			return // cannot happen: rev+1 follows rev
+		}
+		rev = res.Revision
 	}
-	if len(ops) == 0 {
-		delete(s.pending, gallery)
-		delete(s.requested, gallery)
+	if moved {
+		if st, err := s.svc.HeldSyncStats(ctx); err == nil && st.Galleries[gallery] == 0 {
+			delete(s.requested, gallery) // the gap is closed
+		}
+	}
+}
+
+// resumeHeld continues the galleries that have held operations, as a
+// previous run left them (stopped between applying an operation and the
+// ones it unblocked). Those still beyond a gap stay held: the snapshot
+// requested then is in the outbox or answered already.
+func (s *Syncer) resumeHeld(ctx context.Context) {
+	st, err := s.svc.HeldSyncStats(ctx)
+	if err != nil {
+		s.logger.Error("mqtt: read held gallery operations", "error", err)
 		return
 	}
-	s.pending[gallery] = ops
-	if ops[0].op.Revision == rev+1 {
-		p := ops[0]
-		s.pending[gallery] = ops[1:]
-		if s.apply(ctx, p.op, p.msg) {
-			p.msg.Ack()
-		}
+	if st.Count == 0 {
+		return
+	}
+	s.logger.Info("mqtt: gallery operations held behind revision gaps", "operations", st.Count, "galleries", len(st.Galleries))
+	revs, err := s.svc.SyncRevisions(ctx)
+	if err != nil {
+		s.logger.Error("mqtt: read sync revisions", "error", err)
+		return
+	}
+	for _, g := range slices.Sorted(maps.Keys(st.Galleries)) {
+		s.applyHeld(ctx, g, revs[g])
 	}
 }
 
 // requestSnapshot asks the backend for a gallery's full state, at most
 // once per requestEvery for the same revision.
 func (s *Syncer) requestSnapshot(ctx context.Context, gallery string, have uint64, reason string) {
-	if last, ok := s.requested[gallery]; ok && reason == "gap" && last.have == have && time.Since(last.at) < requestEvery {
+	now := s.now()
+	if last, ok := s.requested[gallery]; ok && reason == "gap" && last.have == have && now.Sub(last.at) < s.requestEvery {
 		return
 	}
-	s.requested[gallery] = snapshotRequested{have, time.Now()}
+	if reason == "gap" {
+		s.logger.Info("mqtt: revision gap, requesting a snapshot", "gallery", gallery, "have", have)
+	}
+	s.requested[gallery] = snapshotRequested{have, now}
 	s.stats.requests.Add(1)
 	s.enqueue(ctx, topicRequests, SnapshotRequest{
 		V: ProtocolVersion, Type: "snapshot_request", DeviceID: s.cfg.DeviceID, RequestID: newID(),
-		Gallery: gallery, Revision: have, Reason: reason, Time: time.Now().UTC(),
+		Gallery: gallery, Revision: have, Reason: reason, Time: now.UTC(),
 	})
 }
 

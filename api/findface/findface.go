@@ -163,32 +163,60 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
-	add := func(method, p, scope string, fn serve) {
-		for _, pat := range []string{p, p + "/"} {
-			h.mux.Handle(method+" "+pat, h.route(scope, fn))
+	// Every route is anchored: "p" and "p/" exactly ("{$}"), never a bare
+	// trailing-slash pattern, which Go's mux would match for every path
+	// below it (issue 19: POST /v0/face/gallery/G/identify enrolled the
+	// probe). Each route is served under /v0 (the document), /v1 (which the
+	// document uses for detect and some clients for everything) and with no
+	// version (clients that resolve absolute paths such as "/faces"
+	// against their base URL; the document's own history example has none).
+	add := func(method, p, scope string, fn serve, o routeOpts) {
+		for _, v := range []string{"/v0", "/v1", ""} {
+			for _, pat := range []string{v + p, v + p + "/{$}"} {
+				h.mux.Handle(method+" "+pat, h.route(scope, fn, o))
+			}
 		}
 	}
-	add("POST", "/v1/detect", auth.ScopeRead, h.detect)
-	add("POST", "/v0/verify", auth.ScopeRead, h.verify)
-	add("POST", "/v0/identify", auth.ScopeRead, h.identify)
-	add("POST", "/v0/face", auth.ScopeWrite, h.enroll)
-	add("GET", "/v0/face/id/{id}", auth.ScopeRead, h.getFace)
-	add("PUT", "/v0/face/id/{id}", auth.ScopeWrite, h.putFace)
-	add("DELETE", "/v0/face/id/{id}", auth.ScopeWrite, h.deleteFace)
-	h.mux.Handle("GET /v0/face/meta/{meta...}", h.route(auth.ScopeRead, h.byMeta))
-	add("GET", "/v0/faces", auth.ScopeRead, h.faces)
-	add("GET", "/v0/meta", auth.ScopeRead, h.metas)
-	add("GET", "/v0/galleries", auth.ScopeRead, h.galleries)
-	add("POST", "/v0/galleries/{name}", auth.ScopeWrite, h.createGallery)
-	add("GET", "/v0/docs", "", h.docs)
-	add("GET", "/v0/docs/{version}", "", h.docs)
-	for _, p := range []string{"/v0/person/id/{pid}", "/v0/person/history/id/{pid}", "/person/history/id/{pid}"} {
-		add("GET", p, auth.ScopeRead, h.history)
-		add("POST", p, auth.ScopeRead, h.history)
+	none := routeOpts{}
+	add("POST", "/detect", auth.ScopeRead, h.detect, none)
+	add("POST", "/verify", auth.ScopeRead, h.verify, none)
+	add("POST", "/identify", auth.ScopeRead, h.identify, none)
+	add("POST", "/faces/gallery/{gallery}/identify", auth.ScopeRead, h.identify, none)
+	add("POST", "/face", auth.ScopeWrite, h.enroll, none)
+	add("GET", "/face/id/{id}", auth.ScopeRead, h.getFace, none)
+	add("PUT", "/face/id/{id}", auth.ScopeWrite, h.putFace, none)
+	add("DELETE", "/face/id/{id}", auth.ScopeWrite, h.deleteFace, none)
+	add("GET", "/face/meta/{meta}", auth.ScopeRead, h.byMeta, none)
+	add("DELETE", "/face/meta/{meta}", auth.ScopeWrite, h.deleteByMeta, none)
+	add("GET", "/faces", auth.ScopeRead, h.faces, none)
+	add("GET", "/faces/gallery/{gallery}", auth.ScopeRead, h.faces, none)
+	add("GET", "/faces/gallery/{gallery}/meta/{meta}", auth.ScopeRead, h.byMeta, none)
+	add("GET", "/meta", auth.ScopeRead, h.metas, none)
+	add("GET", "/meta/gallery/{gallery}", auth.ScopeRead, h.metas, none)
+	add("GET", "/galleries", auth.ScopeRead, h.galleries, none)
+	add("POST", "/galleries", auth.ScopeWrite, h.createGallery, none)
+	add("POST", "/galleries/{name}", auth.ScopeWrite, h.createGallery, none)
+	add("DELETE", "/galleries/{name}", auth.ScopeWrite, h.deleteGallery, none)
+	add("GET", "/docs", "", h.docs, none)
+	add("GET", "/docs/{version}", "", h.docs, none)
+	// The document's history example is a GET with a JSON body: these
+	// routes read a GET body, every other GET ignores it.
+	getBody := routeOpts{getBody: true}
+	for _, p := range []string{"/person/id/{pid}", "/person/history/id/{pid}"} {
+		add("GET", p, auth.ScopeRead, h.history, getBody)
+		add("POST", p, auth.ScopeRead, h.history, getBody)
 	}
-	add("GET", "/v0/history/search", auth.ScopeRead, h.history)
-	add("POST", "/v0/history/search", auth.ScopeRead, h.history)
+	add("GET", "/history/search", auth.ScopeRead, h.history, getBody)
+	add("POST", "/history/search", auth.ScopeRead, h.history, getBody)
 	return h
+}
+
+// routeOpts are a route's exceptions to the common handling.
+type routeOpts struct {
+	// getBody: a GET's body carries parameters (the document's history
+	// example); elsewhere a GET body is ignored, as HTTP gives it no
+	// meaning and some clients send their options struct in it.
+	getBody bool
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +247,7 @@ func (c *capture) WriteHeader(status int)      { c.status = status }
 type apiError struct {
 	status int
 	msg    string
+	code   string // error_code; "" means the status's (errorCodes)
 	faces  []Box
 	err    error
 }
@@ -229,24 +258,62 @@ func badRequest(format string, a ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, a...)}
 }
 
-// ErrorBody is the dialect's error shape.
+// ErrorBody is the dialect's error shape: the document's numeric code
+// (the HTTP status) and reason, plus the string error_code that clients
+// written for FindFace's later servers read.
 type ErrorBody struct {
-	Code   int    `json:"code"`
-	Faces  []Box  `json:"faces,omitempty"`
-	Reason string `json:"reason"`
+	Code      int    `json:"code"`
+	ErrorCode string `json:"error_code"`
+	Faces     []Box  `json:"faces,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// Error codes (error_code), by cause.
+const (
+	CodeBadParam         = "BAD_PARAM"        // 400: a missing or invalid parameter or body
+	CodeExtraction       = "EXTRACTION_ERROR" // 400: no usable face: unreadable photo, no face, too many, bbox over no face
+	CodeURLNotAllowed    = "URL_NOT_ALLOWED"  // 400: a photo URL whose host is not allow-listed (or fetching is off)
+	CodeFetch            = "FETCH_ERROR"      // 400: fetching an allowed photo URL failed
+	CodeUnauthorized     = "UNAUTHORIZED"     // 401
+	CodeForbidden        = "FORBIDDEN"        // 403
+	CodeNotFound         = "NOT_FOUND"        // 404
+	CodeMethod           = "METHOD_NOT_ALLOWED"
+	CodeConflict         = "ALREADY_EXISTS" // 409
+	CodeTooLarge         = "TOO_LARGE"      // 413
+	CodeUnsupportedImage = "UNSUPPORTED_FORMAT"
+	CodeBusy             = "BUSY"    // 429
+	CodeTimeout          = "TIMEOUT" // 503
+	CodeInternal         = "INTERNAL_ERROR"
+)
+
+// errorCodes is the error_code of an error that names none, by status.
+var errorCodes = map[int]string{
+	http.StatusBadRequest: CodeBadParam, http.StatusUnauthorized: CodeUnauthorized, http.StatusForbidden: CodeForbidden,
+	http.StatusNotFound: CodeNotFound, http.StatusMethodNotAllowed: CodeMethod, http.StatusConflict: CodeConflict,
+	http.StatusRequestEntityTooLarge: CodeTooLarge, http.StatusUnsupportedMediaType: CodeUnsupportedImage,
+	http.StatusTooManyRequests: CodeBusy, http.StatusServiceUnavailable: CodeTimeout, http.StatusInternalServerError: CodeInternal,
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, e.status, ErrorBody{Code: e.status, Faces: e.faces, Reason: e.msg})
+	code := e.code
+	if code == "" {
+		code = errorCodes[e.status]
+	}
+	writeJSON(w, e.status, ErrorBody{Code: e.status, ErrorCode: code, Faces: e.faces, Reason: e.msg})
+}
+
+// extraction is a 400 about the photo's content.
+func extraction(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, a...), code: CodeExtraction}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"code":500,"reason":"internal error"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"code":500,"error_code":"INTERNAL_ERROR","reason":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -259,13 +326,13 @@ type status int
 
 type serve func(r *request) (any, error)
 
-func (h *handler) route(scope string, fn serve) http.Handler {
+func (h *handler) route(scope string, fn serve, o routeOpts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		body, err := h.serve(r, scope, fn)
+		body, err := h.serve(r, scope, fn, o)
 		if err != nil {
 			e := classify(err)
 			if e.status >= 500 {
@@ -282,7 +349,7 @@ func (h *handler) route(scope string, fn serve) http.Handler {
 	})
 }
 
-func (h *handler) serve(r *http.Request, scope string, fn serve) (any, error) {
+func (h *handler) serve(r *http.Request, scope string, fn serve, o routeOpts) (any, error) {
 	if scope != "" {
 		token, ok := tokenOf(r.Header.Get("Authorization"))
 		if !ok {
@@ -292,7 +359,7 @@ func (h *handler) serve(r *http.Request, scope string, fn serve) (any, error) {
 			return nil, err
 		}
 	}
-	req, err := parse(r)
+	req, err := parse(r, r.Method != http.MethodGet || o.getBody)
 	if f, ok := h.q.(Fetcher); ok && err == nil {
 		req.fetch = f.FetchPhoto
 	}
@@ -325,67 +392,88 @@ type Fetcher interface {
 	FetchPhoto(ctx context.Context, url string) ([]byte, error)
 }
 
-func parse(r *http.Request) (*request, error) {
+// parse reads the parameters: the body (unless useBody is false), then
+// query parameters for the fields the body lacks. A GET body that cannot
+// be read as parameters is ignored rather than refused.
+func parse(r *http.Request, useBody bool) (*request, error) {
 	req := &request{Request: r, f: map[string]any{}, files: map[string][]byte{}}
-	ct := r.Header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
+	if useBody {
+		if err := req.readBody(); err != nil {
+			if r.Method != http.MethodGet {
+				return nil, err
+			}
+			req.f, req.files = map[string]any{}, map[string][]byte{}
+		}
+	}
+	setValues(req.f, r.URL.Query())
+	return req, nil
+}
+
+// readBody reads a multipart, urlencoded or JSON body into the request.
+func (req *request) readBody() error {
+	r := req.Request
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
 		if err := r.ParseMultipartForm(MaxBodyBytes); err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
 		defer r.MultipartForm.RemoveAll()
-		for k, v := range r.MultipartForm.Value {
-			if len(v) > 0 {
-				req.f[k] = v[0]
-			}
-		}
+		setValues(req.f, r.MultipartForm.Value)
 		for k, fs := range r.MultipartForm.File {
 			if len(fs) == 0 {
 				continue
 			}
 			b, err := readPart(fs[0])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			req.files[k] = b
 		}
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
-		for k, v := range r.PostForm {
-			if len(v) > 0 {
-				req.f[k] = v[0]
-			}
-		}
+		setValues(req.f, r.PostForm)
 	default:
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			if err := json.Unmarshal(b, &req.f); err != nil {
 				if err2 := json.Unmarshal(api.StripTrailingCommas(b), &req.f); err2 != nil {
-					return nil, badRequest("Invalid JSON body: %v", err)
+					return badRequest("Invalid JSON body: %v", err)
 				}
+			}
+			if req.f == nil { // the body was JSON null
+				req.f = map[string]any{}
 			}
 		}
 	}
-	for k, v := range r.URL.Query() {
-		if _, ok := req.f[k]; !ok && len(v) > 0 {
-			if len(v) > 1 {
-				l := make([]any, len(v))
-				for i := range v {
-					l[i] = v[i]
-				}
-				req.f[k] = l
-			} else {
-				req.f[k] = v[0]
-			}
+	return nil
+}
+
+// setValues adds form or query values to f, keeping fields already set.
+// "name[]" (PHP and Rails form arrays, e.g. galleries[]=a&galleries[]=b)
+// and a repeated name are lists; a single value is a string.
+func setValues(f map[string]any, vals map[string][]string) {
+	for k, v := range vals {
+		list := strings.HasSuffix(k, "[]")
+		k = strings.TrimSuffix(k, "[]")
+		if _, ok := f[k]; ok || len(v) == 0 {
+			continue
 		}
+		if len(v) == 1 && !list {
+			f[k] = v[0]
+			continue
+		}
+		l := make([]any, len(v))
+		for i := range v {
+			l[i] = v[i]
+		}
+		f[k] = l
 	}
-	return req, nil
 }
 
 func readPart(fh *multipart.FileHeader) ([]byte, error) {
@@ -585,11 +673,20 @@ func (r *request) photo(k string) ([]byte, error) {
 	low := strings.ToLower(s)
 	if strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://") || strings.HasPrefix(low, "ftp://") {
 		if r.fetch == nil || strings.HasPrefix(low, "ftp://") {
-			return nil, badRequest("Cannot fetch %s: this server does not download images from URLs; upload the image (multipart) or send it base64-encoded", k)
+			e := badRequest("Cannot fetch %s: this server does not download images from URLs; upload the image (multipart) or send it base64-encoded", k)
+			e.code = CodeURLNotAllowed
+			return nil, e
 		}
 		b, err := r.fetch(r.Context(), s)
 		if err != nil {
-			return nil, badRequest("Cannot fetch %s: %s", k, err.Error())
+			e := badRequest("Cannot fetch %s: %s", k, err.Error())
+			e.code = CodeFetch
+			if p := (*api.Problem)(nil); errors.As(err, &p) && p.Code == "url_not_allowed" {
+				e.code = CodeURLNotAllowed
+			} else if errors.Is(err, face.ErrTooLarge) {
+				return nil, err
+			}
+			return nil, e
 		}
 		return b, nil
 	}
@@ -606,7 +703,7 @@ func classify(err error) *apiError {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &many):
-		out := &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf("Too many faces: %d", len(many.Faces)), faces: []Box{}}
+		out := &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf("Too many faces: %d", len(many.Faces)), faces: []Box{}, code: CodeExtraction}
 		for _, b := range many.Faces {
 			out.faces = append(out.faces, boxJSON(b))
 		}
@@ -618,7 +715,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, api.ErrBusy):
 		return &apiError{status: http.StatusTooManyRequests, msg: "Too many requests in progress, retry later"}
 	case errors.Is(err, service.ErrNoFace):
-		return badRequest("No faces found on the photo")
+		return extraction("No faces found on the photo")
 	case errors.Is(err, store.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, msg: "Not found"}
 	case errors.Is(err, store.ErrDuplicate):
@@ -628,7 +725,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, face.ErrTooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, msg: "Image too large"}
 	case errors.Is(err, face.ErrEmpty), errors.Is(err, face.ErrCorrupt), errors.Is(err, face.ErrTooSmall), errors.Is(err, face.ErrTooManyPixels):
-		return badRequest("Cannot read the image")
+		return extraction("Cannot read the image")
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, service.ErrInvalid):
 		return badRequest("Invalid parameter: %v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -673,7 +770,7 @@ func pick(faces []face.Face, bboxes []face.Box) ([]int, error) {
 			}
 		}
 		if bi < 0 {
-			return nil, badRequest("No faces found in the bounding box")
+			return nil, extraction("No faces found in the bounding box")
 		}
 		out = append(out, bi)
 	}
@@ -772,7 +869,7 @@ func (h *handler) embed(ctx context.Context, img []byte, sel face.Selector, bbox
 		return nil, err
 	}
 	if len(faces) == 0 {
-		return nil, badRequest("No faces found on photo%s", map[int]string{0: "", 1: "1", 2: "2"}[n])
+		return nil, extraction("No faces found on photo%s", map[int]string{0: "", 1: "1", 2: "2"}[n])
 	}
 	if len(bboxes) == 0 {
 		return faces, nil
@@ -869,6 +966,7 @@ type Face struct {
 	Meta      string   `json:"meta"`
 	Photo     string   `json:"photo"`
 	PhotoHash string   `json:"photo_hash"`
+	Thumbnail string   `json:"thumbnail"`
 	Timestamp string   `json:"timestamp"`
 	PersonID  any      `json:"person_id,omitempty"`
 	CamID     any      `json:"cam_id,omitempty"`
@@ -952,7 +1050,9 @@ func (h *handler) identify(r *request) (any, error) {
 	if req.Selector, err = selectorOf(r); err != nil {
 		return nil, err
 	}
-	if g := r.str("gallery"); g != "" {
+	if g := r.PathValue("gallery"); g != "" {
+		req.Galleries = []string{g} // /faces/gallery/{gallery}/identify
+	} else if g := r.str("gallery"); g != "" {
 		req.Galleries = []string{g}
 	} else if req.Galleries, err = r.list("galleries"); err != nil {
 		return nil, err
@@ -990,7 +1090,7 @@ func (h *handler) identify(r *request) (any, error) {
 		res = []service.IdentifiedFace{res[idx[0]]}
 	}
 	if len(res) == 0 {
-		return nil, badRequest("No faces found on the photo")
+		return nil, extraction("No faces found on the photo")
 	}
 	results := map[string][]IdentifyMatch{}
 	persons := map[string]string{}
@@ -1027,7 +1127,7 @@ func (h *handler) ensureGalleries(ctx context.Context, names []string) error {
 func crop(img []byte, b face.Box) ([]byte, error) {
 	src, _, err := image.Decode(bytes.NewReader(img))
 	if err != nil {
-		return nil, badRequest("Cannot select this face: only JPEG or PNG photos can be cropped")
+		return nil, extraction("Cannot select this face: only JPEG or PNG photos can be cropped")
 	}
 	w, hh := b.X2-b.X1, b.Y2-b.Y1
 	rect := image.Rect(int(b.X1-w*0.4), int(b.Y1-hh*0.4), int(b.X2+w*0.4), int(b.Y2+hh*0.4)).Intersect(src.Bounds())
@@ -1077,7 +1177,7 @@ func (h *handler) enroll(r *request) (any, error) {
 			return nil, err
 		}
 		if len(faces) == 0 {
-			return nil, badRequest("No faces found on the photo")
+			return nil, extraction("No faces found on the photo")
 		}
 		if len(bbox) > 0 {
 			idx, err := pick(faces, bbox)
@@ -1305,10 +1405,16 @@ func (h *handler) deleteFace(r *request) (any, error) {
 	return status(http.StatusNoContent), nil
 }
 
-// allFaces lists every face, oldest id first.
-func (h *handler) allFaces(ctx context.Context) ([]store.Face, error) {
+// allFaces lists every face (of gallery, unless ""), oldest id first. An
+// unknown gallery is store.ErrNotFound.
+func (h *handler) allFaces(ctx context.Context, gallery string) ([]store.Face, error) {
+	if gallery != "" {
+		if err := h.galleryExists(ctx, gallery); err != nil {
+			return nil, err
+		}
+	}
 	var out []store.Face
-	opts := store.ListOptions{Limit: store.MaxLimit}
+	opts := store.ListOptions{Limit: store.MaxLimit, Gallery: gallery}
 	for {
 		page, err := h.svc.ListFaces(ctx, opts)
 		if err != nil {
@@ -1332,14 +1438,13 @@ func (h *handler) allFaces(ctx context.Context) ([]store.Face, error) {
 	return out, nil
 }
 
+// byMeta lists the faces with a meta (of the path's gallery, if any).
 func (h *handler) byMeta(r *request) (any, error) {
-	raw := strings.TrimPrefix(r.URL.EscapedPath(), "/v0/face/meta/")
-	raw = strings.TrimSuffix(raw, "/")
-	meta, err := url.PathUnescape(raw)
-	if err != nil || raw == "" {
+	meta := r.PathValue("meta")
+	if meta == "" {
 		return nil, badRequest("Invalid meta")
 	}
-	faces, err := h.allFaces(r.Context())
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
@@ -1353,8 +1458,35 @@ func (h *handler) byMeta(r *request) (any, error) {
 	return map[string]any{"results": out}, nil
 }
 
+// deleteByMeta deletes every face with a meta (the Ruby gems'
+// delete_by_meta); persons left without faces go too. 204, or 404 when no
+// face has the meta.
+func (h *handler) deleteByMeta(r *request) (any, error) {
+	meta := r.PathValue("meta")
+	faces, err := h.allFaces(r.Context(), "")
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, f := range faces {
+		if m, _ := f.Meta[metaKey].(string); m != meta || meta == "" {
+			continue
+		}
+		if err := h.svc.DeleteFace(r.Context(), f.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		h.dropIfEmpty(r.Context(), f.PersonID)
+		n++
+	}
+	if n == 0 {
+		return nil, &apiError{status: http.StatusNotFound, msg: "Not found"}
+	}
+	return status(http.StatusNoContent), nil
+}
+
+// faces lists every face, or the path's gallery's.
 func (h *handler) faces(r *request) (any, error) {
-	faces, err := h.allFaces(r.Context())
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
@@ -1374,7 +1506,7 @@ type MetaEntry struct {
 }
 
 func (h *handler) metas(r *request) (any, error) {
-	faces, err := h.allFaces(r.Context())
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
@@ -1401,11 +1533,12 @@ func (h *handler) metas(r *request) (any, error) {
 	return map[string]any{"results": out}, nil
 }
 
-func (h *handler) galleries(r *request) (any, error) {
+// galleryNames lists every gallery's name.
+func (h *handler) galleryNames(ctx context.Context) ([]string, error) {
 	out := []string{}
 	opts := store.ListOptions{Limit: store.MaxLimit}
 	for {
-		page, err := h.svc.ListGalleries(r.Context(), opts)
+		page, err := h.svc.ListGalleries(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -1413,15 +1546,38 @@ func (h *handler) galleries(r *request) (any, error) {
 			out = append(out, g.Name)
 		}
 		if page.Next == "" {
-			break
+			return out, nil
 		}
 		opts.Cursor = page.Next
+	}
+}
+
+func (h *handler) galleryExists(ctx context.Context, name string) error {
+	names, err := h.galleryNames(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return &apiError{status: http.StatusNotFound, msg: "Gallery not found"}
+	}
+	return nil
+}
+
+func (h *handler) galleries(r *request) (any, error) {
+	out, err := h.galleryNames(r.Context())
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"results": out}, nil
 }
 
+// createGallery serves POST /galleries/{name} (the document) and POST
+// /galleries with the name in the body (a Go client and a Ruby gem).
 func (h *handler) createGallery(r *request) (any, error) {
 	name := r.PathValue("name")
+	if name == "" {
+		name = r.str("name")
+	}
 	if !galleryName.MatchString(name) {
 		return nil, badRequest("Invalid gallery name: use [a-zA-Z0-9_-], at most 48 characters")
 	}
@@ -1434,14 +1590,28 @@ func (h *handler) createGallery(r *request) (any, error) {
 	return status(http.StatusCreated), nil
 }
 
+// deleteGallery deletes a gallery (204); faces in no other gallery are
+// deleted with it. "default" cannot be deleted (400).
+func (h *handler) deleteGallery(r *request) (any, error) {
+	name := r.PathValue("name")
+	if err := h.galleryExists(r.Context(), name); err != nil {
+		return nil, err
+	}
+	if err := h.svc.DeleteGallery(r.Context(), name, true); err != nil {
+		return nil, err
+	}
+	return status(http.StatusNoContent), nil
+}
+
 var docs = map[string][]string{
 	"v0": {
-		"POST /v0/verify/", "POST /v0/identify/", "POST /v0/face/", "GET /v0/face/id/<id>/", "PUT /v0/face/id/<id>/",
-		"DELETE /v0/face/id/<id>/", "GET /v0/face/meta/<meta>/", "GET /v0/faces/", "GET /v0/meta/", "GET /v0/galleries/",
-		"POST /v0/galleries/<gallery>", "GET /v0/docs", "GET /v0/docs/<version>", "GET /v0/person/id/<id>",
-		"POST /v0/history/search",
+		"POST /v0/detect/", "POST /v0/verify/", "POST /v0/identify/", "POST /v0/faces/gallery/<gallery>/identify/", "POST /v0/face/",
+		"GET /v0/face/id/<id>/", "PUT /v0/face/id/<id>/", "DELETE /v0/face/id/<id>/", "GET /v0/face/meta/<meta>/",
+		"DELETE /v0/face/meta/<meta>/", "GET /v0/faces/", "GET /v0/faces/gallery/<gallery>/", "GET /v0/faces/gallery/<gallery>/meta/<meta>/",
+		"GET /v0/meta/", "GET /v0/meta/gallery/<gallery>/", "GET /v0/galleries/", "POST /v0/galleries/", "POST /v0/galleries/<gallery>",
+		"DELETE /v0/galleries/<gallery>/", "GET /v0/docs", "GET /v0/docs/<version>", "GET /v0/person/id/<id>", "POST /v0/history/search",
 	},
-	"v1": {"POST /v1/detect/"},
+	"v1": {"POST /v1/detect/", "every v0 endpoint, under /v1/"},
 }
 
 func (h *handler) docs(r *request) (any, error) {

@@ -1,28 +1,56 @@
 // Package findface serves NtechLab FindFace's face API (v0, plus /v1/detect)
 // on top of package service, so that clients written against FindFace work
 // unchanged when given faced's base URL (the mount prefix, e.g.
-// https://device/compat/findface) and a faced API key.
+// https://device/compat/findface, or the root of the dialect's own listener,
+// dialects.findface.listen) and a faced API key.
 //
-// Endpoints, relative to the base URL (each with and without a trailing
-// slash):
+// Endpoints, relative to the base URL, each exactly as written and with a
+// trailing slash, and each under /v0 (the document), /v1 and with no
+// version prefix (see "Versions" below); nothing else is routed, so an
+// unknown path, even one below a known route, is 404:
 //
-//	POST   /v1/detect/                 faces with age, gender, emotions
+//	POST   /v1/detect/, /v0/detect/    faces with age, gender, emotions
 //	POST   /v0/verify/                 photo1 vs photo2
 //	POST   /v0/identify/               search the galleries
+//	POST   /v0/faces/gallery/{g}/identify/  search gallery g
 //	POST   /v0/face/                   enrol
 //	GET    /v0/face/id/{id}/           get a face
 //	PUT    /v0/face/id/{id}/           update meta, person_id, galleries
 //	DELETE /v0/face/id/{id}/           delete (204)
 //	GET    /v0/face/meta/{meta}/       faces with a meta
+//	DELETE /v0/face/meta/{meta}/       delete the faces with a meta (204)
 //	GET    /v0/faces/                  every face
+//	GET    /v0/faces/gallery/{g}/      the faces of gallery g
+//	GET    /v0/faces/gallery/{g}/meta/{meta}/  faces of g with a meta
 //	GET    /v0/meta/                   every meta with a count and a face
+//	GET    /v0/meta/gallery/{g}/       the same within gallery g
 //	GET    /v0/galleries/              gallery names
 //	POST   /v0/galleries/{name}/       create a gallery (201)
+//	POST   /v0/galleries/              create, {"name"} in the body (201)
+//	DELETE /v0/galleries/{name}/       delete a gallery (204)
 //	GET    /v0/docs/, /v0/docs/{v}/    versions and endpoint lists, no auth
 //	GET|POST /v0/person/id/{id}/, /v0/person/history/id/{id}/ and
 //	         /person/history/id/{id}/  a person's history (the document's
 //	                                   example path has no /v0)
 //	GET|POST /v0/history/search/       event history, paged
+//
+// Real clients this package accommodates beyond the document (issue 19),
+// each replayed request by request in clients_test.go:
+//
+//   - a Go FindFace client: base URL ending in /v1/, paths without a
+//     trailing slash, absolute paths ("/faces") that resolve to the host's
+//     root (served by the unversioned routes, at the root of the dialect's
+//     own listener), its options struct sent as the JSON body of GETs, null
+//     for unset fields, POST /galleries with {"name"}, gallery-scoped
+//     lists and identify, a "thumbnail" field in faces (TestGoClient);
+//   - two Ruby gems: form-encoded bodies with galleries[]= arrays, the
+//     gallery-scoped face, meta and identify routes, POST /v0/detect/,
+//     DELETE /v0/galleries/{name} and DELETE /v0/face/meta/{meta}
+//     (TestRubyGems);
+//   - a PHP client and a CRM's face-ID module: multipart photo files to
+//     POST /v0/faces/gallery/{g}/identify/ with threshold=medium
+//     (TestCRMModule);
+//   - clients that read a string error code: error_code (TestErrorCodes).
 //
 // Choices where the document is vague:
 //
@@ -40,11 +68,37 @@
 //     default, then the URL is refused with 400 {"code":400,...}).
 //     Bodies are capped at 20 MiB (413).
 //
-//   - Errors: {"code": <HTTP status>, "reason": "<text>"}; "Too many
-//     faces: N" (mf_selector reject) adds "faces" with every box. 400 bad
+//   - Errors: {"code": <HTTP status>, "error_code": "<CODE>", "reason":
+//     "<text>"}; "Too many faces: N" (mf_selector reject) adds "faces" with
+//     every box. code stays the document's number; error_code is the
+//     string some clients read (FindFace's later servers put it in "code";
+//     faced cannot, without breaking the document's clients, so it is a
+//     field of its own that neither kind of client trips over): BAD_PARAM,
+//     EXTRACTION_ERROR (unreadable photo, no face, too many faces, a bbox
+//     over no face), URL_NOT_ALLOWED, FETCH_ERROR, UNAUTHORIZED, FORBIDDEN,
+//     NOT_FOUND, METHOD_NOT_ALLOWED, ALREADY_EXISTS, TOO_LARGE,
+//     UNSUPPORTED_FORMAT, BUSY, TIMEOUT, INTERNAL_ERROR. Statuses: 400 bad
 //     parameter, no face, bad photo; 401; 403; 404 unknown face, person,
 //     gallery or path; 405 (with Allow); 409 gallery exists; 413; 415
 //     image format; 429 queue full (Retry-After: 1); 503 timeout; 500.
+//
+//   - Versions: the document serves detect under /v1 and the rest under
+//     /v0; clients use /v1 (and no prefix) for everything, so every route
+//     answers under all three. The routes are identical.
+//
+//   - GET bodies are ignored (HTTP gives them no meaning; a Go client sends
+//     its options struct in them), except on the person-history and
+//     history-search routes, whose document example is a GET with a JSON
+//     body; there a body that does not parse is ignored too.
+//
+//   - Form arrays: "galleries[]=a&galleries[]=b" (PHP and Rails clients)
+//     and a repeated name are lists.
+//
+//   - Gallery routes: an unknown gallery is 404 for the gallery-scoped
+//     lists and identify. Deleting a gallery deletes the faces that are in
+//     no other gallery (a face enrolled here is always in "default" too,
+//     unless PUT changed that); "default" cannot be deleted (400). The face
+//     lists are whole (no paging: no next_page is ever sent).
 //
 //   - Boxes: {"x1","x2","y1","y2"} in integer pixels. The identify
 //     results map key is FindFace's "[y2, x1, y1, x2]" (the document's
@@ -66,8 +120,10 @@
 //
 //   - Faces: id is faced's integer face id. meta is kept in the face's
 //     metadata ("meta") and as the person's name. "photo" is always "":
-//     faced keeps no photo URL. photo_hash is faced's SHA-256 hex of the
-//     uploaded photo (64 digits, not FindFace's 32). timestamp is the
+//     faced keeps no photo URL; "thumbnail", which FindFace's later face
+//     objects carry and clients read (the document's have none), is
+//     always "" too. photo_hash is faced's SHA-256 hex of the uploaded
+//     photo (64 digits, not FindFace's 32). timestamp is the
 //     creation time, UTC, "2006-01-02T15:04:05.000000". person_id and
 //     cam_id are added when known. galleries always include "default"
 //     unless changed by PUT; listed galleries that do not exist yet are
@@ -362,6 +418,10 @@ func (h *handler) serve(r *http.Request, scope string, fn serve, o routeOpts) (a
 	req, err := parse(r, r.Method != http.MethodGet || o.getBody)
 	if f, ok := h.q.(Fetcher); ok && err == nil {
 		req.fetch = f.FetchPhoto
+		// With no host allow-listed, a URL is refused as not allowed.
+		if e, ok := h.q.(interface{ FetchEnabled() bool }); ok && !e.FetchEnabled() {
+			req.fetch = nil
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -683,6 +743,8 @@ func (r *request) photo(k string) ([]byte, error) {
 			e.code = CodeFetch
 			if p := (*api.Problem)(nil); errors.As(err, &p) && p.Code == "url_not_allowed" {
 				e.code = CodeURLNotAllowed
+			} else if errors.As(err, &p) && p.Code == "bad_photo" {
+				e.code = CodeBadParam // a malformed URL
 			} else if errors.Is(err, face.ErrTooLarge) {
 				return nil, err
 			}

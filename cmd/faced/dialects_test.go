@@ -191,3 +191,63 @@ func TestUnknownSubPathsAreNotFound(t *testing.T) {
 }
 
 var dialectAddr = regexp.MustCompile(`msg="serving dialect" dialect=(\w+) addr=(\S+)`)
+
+// TestDialectRootListener: dialects.<name>.listen serves that dialect at
+// the root of its own port, so clients with hard-coded absolute paths (a
+// Go FindFace client's "/faces", the Trueface Android SDK's "/v1/...")
+// only change host; the main listener keeps /compat/<name>, and the root
+// listener serves nothing else.
+func TestDialectRootListener(t *testing.T) {
+	addr, log := serveDialects(t, "dialects:\n  findface: {listen: \"127.0.0.1:0\"}\n  trueface: {listen: \"127.0.0.1:0\"}\n")
+	roots := map[string]string{}
+	for _, m := range dialectAddr.FindAllStringSubmatch(log.String(), -1) {
+		roots[m[1]] = "http://" + m[2]
+	}
+	if len(roots) != 2 || roots["findface"] == "" || roots["trueface"] == "" {
+		t.Fatalf("dialect listeners %v; log:\n%s", roots, log)
+	}
+	ff, tf := roots["findface"], roots["trueface"]
+	img1, img2 := testenv.ReadPhoto(t, "deepface/img1.jpg"), testenv.ReadPhoto(t, "deepface/img2.jpg")
+	jsonBody := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	b64 := base64.StdEncoding.EncodeToString
+
+	// FindFace at the root: the Go client's absolute "/face" and "/faces",
+	// and the document's /v0 paths.
+	a := call(t, "POST", ff+"/face", "token", "application/json", jsonBody(map[string]any{"photo": b64(img1), "meta": "Sam"}))
+	var enrolled struct {
+		Results []struct {
+			ID int `json:"id"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(a.body, &enrolled); a.status != 200 || err != nil || len(enrolled.Results) != 1 {
+		t.Fatalf("POST /face at the root: %d %s", a.status, a.body)
+	}
+	for _, p := range []string{"/faces", "/v0/faces/", "/v1/faces"} {
+		if a = call(t, "GET", ff+p, "token", "", nil); a.status != 200 || !strings.Contains(string(a.body), fmt.Sprintf(`"id":%d`, enrolled.Results[0].ID)) {
+			t.Fatalf("GET %s at the root: %d %s", p, a.status, a.body)
+		}
+	}
+	if a = call(t, "POST", ff+"/v0/identify/", "token", "application/json", jsonBody(map[string]any{"photo": b64(img2)})); a.status != 200 || !strings.Contains(string(a.body), `"meta":"Sam"`) {
+		t.Fatalf("identify at the root: %d %s", a.status, a.body)
+	}
+	// Only the dialect: not the native API, not the other mounts.
+	for _, p := range []string{"/v1/device", "/healthz", "/compat/findface/v0/faces/", "/compat/trueface/v1/collection"} {
+		if a = call(t, "GET", ff+p, "bearer", "", nil); a.status != 404 || !strings.Contains(string(a.body), `"error_code":"NOT_FOUND"`) {
+			t.Fatalf("GET %s on the findface listener: %d %s, want FindFace's 404", p, a.status, a.body)
+		}
+	}
+
+	// Trueface at the root: the Android SDK's @POST("/v1/facedetect").
+	a = call(t, "POST", tf+"/v1/facedetect", "x-api-key", "application/json", jsonBody(map[string]any{"img": b64(img1)}))
+	if a.status != 200 || !strings.Contains(string(a.body), `"success":true`) || !strings.Contains(string(a.body), "bounding_box") {
+		t.Fatalf("trueface facedetect at the root: %d %s", a.status, a.body)
+	}
+	// The main listener still serves both below /compat, and counts the
+	// root listeners' requests in its metrics.
+	if a = call(t, "GET", "http://"+addr+"/compat/findface/v0/faces/", "token", "", nil); a.status != 200 {
+		t.Fatalf("mount: %d %s", a.status, a.body)
+	}
+	if a = call(t, "GET", "http://"+addr+"/metrics", "", "", nil); !strings.Contains(string(a.body), `route="findface:/"`) || !strings.Contains(string(a.body), `route="trueface:/"`) {
+		t.Fatalf("metrics lack the dialect listeners:\n%s", a.body)
+	}
+}

@@ -137,6 +137,19 @@ func TestRubyGems(t *testing.T) {
 			t.Fatalf("identify in vip: %s", r.body)
 		}
 	}
+	// The other gem posts JSON, identify's box as "bbox" and the gallery in
+	// both the path and the body.
+	det := decode[map[string][]findface.Box](t, want(t, "detect couple", e.json(t, "POST", "/v0/detect/", e.read, map[string]any{"photo": b64(photo(t, "couple.jpg"))}), 200))["faces"]
+	if len(det) != 2 {
+		t.Fatalf("detect couple: %+v", det)
+	}
+	second := det[1]
+	r = want(t, "identify bbox", e.json(t, "POST", "/v0/faces/gallery/vip/identify/", e.read, map[string]any{
+		"photo": b64(photo(t, "couple.jpg")), "bbox": map[string]int{"x1": second.X1, "y1": second.Y1, "x2": second.X2, "y2": second.Y2}, "gallery": "vip", "n": 2, "threshold": "none",
+	}), 200)
+	if got := decode[results[map[string][]any]](t, r).Results; len(got) != 1 || got[findface.BoxKey(second)] == nil {
+		t.Fatalf("identify bbox: %s", r.body)
+	}
 	want(t, "identify in unknown gallery", form("POST", "/v0/faces/gallery/nobody/identify/", e.read, url.Values{"photo": {b64(img2)}}), 404)
 	want(t, "detect", form("POST", "/v0/detect/", e.read, url.Values{"photo": {b64(img1)}}), 200)
 
@@ -160,6 +173,49 @@ func TestRubyGems(t *testing.T) {
 	if !slices.Equal(got.Galleries, []string{"default", "friends"}) {
 		t.Fatalf("galleries after delete: %v", got.Galleries)
 	}
+}
+
+// TestPHPClient: a PHP client posts JSON to /v1/face/ and /v1/identify/
+// with every field present (empty bbox and galleries arrays, a numeric
+// threshold) and pages face lists with ?max_id=&min_id=.
+func TestPHPClient(t *testing.T) {
+	e := newEnv(t)
+	img1, img2, img13 := photo(t, "img1.jpg"), photo(t, "img2.jpg"), photo(t, "img13.jpg")
+	var ids []uint64
+	for _, img := range [][]byte{img1, img13} {
+		r := want(t, "face", e.json(t, "POST", "/v1/face/", e.write, map[string]any{
+			"photo": b64(img), "mf_selector": "biggest", "bbox": []int{}, "meta": "", "galleries": []string{}, "emotions": true, "gender": true, "age": true,
+		}), 200)
+		fs := decode[results[[]ffFace]](t, r).Results
+		if len(fs) != 1 || !slices.Equal(fs[0].Galleries, []string{"default"}) {
+			t.Fatalf("face: %s", r.body)
+		}
+		ids = append(ids, fs[0].ID)
+	}
+	r := want(t, "identify", e.json(t, "POST", "/v1/identify/", e.read, map[string]any{"photo": b64(img2), "mf_selector": "biggest", "bbox": []int{}, "threshold": 0.75, "n": 5}), 200)
+	for _, l := range decode[results[map[string][]struct{ Face ffFace }]](t, r).Results {
+		if len(l) != 1 || l[0].Face.ID != ids[0] {
+			t.Fatalf("identify: %s", r.body)
+		}
+	}
+	page := func(q string) []uint64 {
+		t.Helper()
+		var out []uint64
+		for _, f := range decode[results[[]ffFace]](t, want(t, "faces "+q, e.do(t, "GET", "/v1/faces/gallery/default"+q, "Token "+e.read, "", nil), 200)).Results {
+			out = append(out, f.ID)
+		}
+		return out
+	}
+	if got := page("?"); !slices.Equal(got, ids) {
+		t.Fatalf("all: %v, want %v", got, ids)
+	}
+	if got := page(fmt.Sprintf("?max_id=%d&", ids[1])); !slices.Equal(got, ids[:1]) {
+		t.Fatalf("max_id: %v", got)
+	}
+	if got := page(fmt.Sprintf("?min_id=%d", ids[0])); !slices.Equal(got, ids[1:]) {
+		t.Fatalf("min_id: %v", got)
+	}
+	want(t, "bad max_id", e.do(t, "GET", "/v1/faces?max_id=x", "Token "+e.read, "", nil), 400)
 }
 
 // TestCRMModule: a CRM's face-ID module (PHP) posts a multipart photo file

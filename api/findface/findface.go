@@ -45,10 +45,14 @@
 //     lists and identify, a "thumbnail" field in faces (TestGoClient);
 //   - two Ruby gems: form-encoded bodies with galleries[]= arrays, the
 //     gallery-scoped face, meta and identify routes, POST /v0/detect/,
-//     DELETE /v0/galleries/{name} and DELETE /v0/face/meta/{meta}
-//     (TestRubyGems);
-//   - a PHP client and a CRM's face-ID module: multipart photo files to
-//     POST /v0/faces/gallery/{g}/identify/ with threshold=medium
+//     DELETE /v0/galleries/{name} and DELETE /v0/face/meta/{meta}; JSON
+//     bodies with identify's box as "bbox" (as /face takes it) rather than
+//     the document's x1..y2 (TestRubyGems);
+//   - a PHP client: JSON to /v1/face/ and /v1/identify/ with empty bbox
+//     and galleries arrays and a numeric threshold, face lists paged with
+//     ?max_id=&min_id= (TestPHPClient);
+//   - a CRM's face-ID module (PHP): multipart photo files to POST
+//     /v0/faces/gallery/{g}/identify/ with threshold=medium
 //     (TestCRMModule);
 //   - clients that read a string error code: error_code (TestErrorCodes).
 //
@@ -98,7 +102,9 @@
 //     lists and identify. Deleting a gallery deletes the faces that are in
 //     no other gallery (a face enrolled here is always in "default" too,
 //     unless PUT changed that); "default" cannot be deleted (400). The face
-//     lists are whole (no paging: no next_page is ever sent).
+//     lists are whole (no next_page is ever sent); max_id and min_id, which
+//     clients send to page, keep the faces with a smaller, respectively
+//     greater, id (0 or empty: no bound).
 //
 //   - Boxes: {"x1","x2","y1","y2"} in integer pixels. The identify
 //     results map key is FindFace's "[y2, x1, y1, x2]" (the document's
@@ -1129,6 +1135,10 @@ func (h *handler) identify(r *request) (any, error) {
 			return nil, badRequest("Invalid bounding box x1, y1, x2, y2")
 		}
 		bbox = []face.Box{b}
+	} else if bbox, err = r.boxes("bbox"); err != nil { // as /face takes it (a Ruby gem sends it)
+		return nil, err
+	}
+	if len(bbox) > 0 {
 		req.Selector = face.SelectAll
 	}
 	release, err := api.AcquireFrom(r.Context(), h.q)
@@ -1140,7 +1150,7 @@ func (h *handler) identify(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bbox != nil {
+	if len(bbox) > 0 {
 		faces := make([]face.Face, len(res))
 		for i := range res {
 			faces[i] = res[i].Face
@@ -1149,7 +1159,11 @@ func (h *handler) identify(r *request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		res = []service.IdentifiedFace{res[idx[0]]}
+		picked := make([]service.IdentifiedFace, len(idx))
+		for i, j := range idx {
+			picked[i] = res[j]
+		}
+		res = picked
 	}
 	if len(res) == 0 {
 		return nil, extraction("No faces found on the photo")
@@ -1546,8 +1560,20 @@ func (h *handler) deleteByMeta(r *request) (any, error) {
 	return status(http.StatusNoContent), nil
 }
 
-// faces lists every face, or the path's gallery's.
+// faces lists every face, or the path's gallery's; max_id and min_id
+// (FindFace's paging parameters, which clients send) keep the faces with
+// a smaller, respectively greater, id.
 func (h *handler) faces(r *request) (any, error) {
+	var bounds [2]uint64
+	for i, k := range []string{"max_id", "min_id"} {
+		if v := r.str(k); v != "" && v != "0" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, badRequest("Invalid %s", k)
+			}
+			bounds[i] = n
+		}
+	}
 	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
@@ -1555,6 +1581,9 @@ func (h *handler) faces(r *request) (any, error) {
 	out := make([]Face, 0, len(faces))
 	persons := map[string]string{}
 	for _, f := range faces {
+		if bounds[0] != 0 && f.ID >= bounds[0] || f.ID <= bounds[1] {
+			continue
+		}
 		out = append(out, h.faceJSON(r.Context(), f, persons))
 	}
 	return map[string]any{"results": out}, nil

@@ -143,7 +143,8 @@ type ServiceConfig struct {
 // /compat/<name> on the main listener; with listen set it is served at the
 // root of that address too, so a legacy client that hard-codes absolute
 // paths (a Go FindFace client's "/faces", an Android SDK's "/v1/...")
-// only changes its host. The listener uses the main one's TLS setting.
+// only changes its host. The listener uses the main one's TLS setting and
+// is bound by faced itself, also when systemd passes the main socket.
 type DialectsConfig struct {
 	Users      DialectConfig `yaml:"users"`
 	FaceSearch DialectConfig `yaml:"facesearch"`

@@ -84,7 +84,9 @@ func serveConfig(args, environ []string, stderr io.Writer) (daemon.Loader, error
 // READY=1 once serving, STATUS= lines, WATCHDOG=1 while a probe of the
 // inference path and the store passes, and STOPPING=1. SIGHUP reloads the
 // configuration (Daemon.Reload): keys, threshold, log level and TLS
-// certificate, without dropping connections.
+// certificate, without dropping connections. A dialect with a listen of
+// its own (dialects.<name>.listen) is also served at the root of that
+// address.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loader, err := serveConfig(args, os.Environ(), stderr)
 	if err != nil {

@@ -61,6 +61,10 @@ func (s *Server) FetchPhoto(ctx context.Context, url string) ([]byte, error) {
 	return s.fetcher.fetch(ctx, url)
 }
 
+// FetchEnabled reports whether photo URLs are fetched at all (some host
+// is allow-listed), so a dialect can refuse a URL in its own words first.
+func (s *Server) FetchEnabled() bool { return s.fetcher != nil }
+
 // fetch downloads one photo.
 func (f *fetcher) fetch(ctx context.Context, raw string) ([]byte, error) {
 	if f == nil {

@@ -224,6 +224,17 @@ func (s *Server) Handler() http.Handler {
 	return s.logRequests(routeProblems(mux))
 }
 
+// Root serves a vendor dialect at the root of a listener of its own (for
+// clients with hard-coded absolute paths), with Handler's request ids,
+// logs and metrics; its requests count under the route "<name>:/", as a
+// mount's count under its prefix.
+func (s *Server) Root(name string, h http.Handler) http.Handler {
+	return s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		r.Pattern = name + ":/" // read by logRequests once this returns
+	}))
+}
+
 // routeProblems answers requests that match no route with problem+json
 // (404, or 405 keeping the mux's Allow header) instead of the mux's
 // text/plain, so clients parse one error format everywhere.

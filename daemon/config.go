@@ -85,6 +85,9 @@ type Config struct {
 	Fetch FetchConfig `yaml:"fetch"`
 	// Service tunes enrolment.
 	Service ServiceConfig `yaml:"service"`
+	// Dialects can each also be served at the root of a listener of their
+	// own (see DialectsConfig).
+	Dialects DialectsConfig `yaml:"dialects"`
 	// Keys are API keys the daemon upserts into the store at start (see
 	// KeyConfig).
 	Keys []KeyConfig `yaml:"keys"`
@@ -134,6 +137,38 @@ type ServiceConfig struct {
 	// medium, strict, none, or a confidence from 0 to 1 (README.md,
 	// "Similarity and confidence"). Reloaded on SIGHUP.
 	Threshold string `yaml:"threshold"`
+}
+
+// DialectsConfig lists the vendor dialects. Each is always served below
+// /compat/<name> on the main listener; with listen set it is served at the
+// root of that address too, so a legacy client that hard-codes absolute
+// paths (a Go FindFace client's "/faces", an Android SDK's "/v1/...")
+// only changes its host. The listener uses the main one's TLS setting and
+// is bound by faced itself, also when systemd passes the main socket.
+type DialectsConfig struct {
+	Users      DialectConfig `yaml:"users"`
+	FaceSearch DialectConfig `yaml:"facesearch"`
+	MiiCloud   DialectConfig `yaml:"miicloud"`
+	Trueface   DialectConfig `yaml:"trueface"`
+	FindFace   DialectConfig `yaml:"findface"`
+}
+
+// DialectConfig is one dialect's settings.
+type DialectConfig struct {
+	// Listen is host:port for the dialect alone, at its root ("": none;
+	// port 0 picks a free one, logged).
+	Listen string `yaml:"listen"`
+}
+
+// ByName returns the dialects by their config names, in a fixed order.
+func (d DialectsConfig) ByName() []NamedDialect {
+	return []NamedDialect{{"users", d.Users}, {"facesearch", d.FaceSearch}, {"miicloud", d.MiiCloud}, {"trueface", d.Trueface}, {"findface", d.FindFace}}
+}
+
+// NamedDialect is a dialect's config name and settings.
+type NamedDialect struct {
+	Name string
+	DialectConfig
 }
 
 // KeyConfig is an API key provisioned from the file. Its token is
@@ -328,6 +363,7 @@ func (cfg Config) Validate() error {
 
 	cfg.Vision.validate(bad)
 	cfg.MQTT.validate(bad)
+	cfg.Dialects.validate(cfg.Listen, bad)
 
 	if cfg.API.MaxBodyBytes <= 0 {
 		bad("api.max_body_bytes", "must be positive")
@@ -397,6 +433,33 @@ func (cfg Config) Validate() error {
 }
 
 var keyID = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
+// validate checks each dialect's listen address, and that no two
+// listeners (main included) share a fixed port on the same host.
+func (d DialectsConfig) validate(main string, bad func(field, format string, args ...any)) {
+	seen := map[string]string{}
+	if _, port, err := net.SplitHostPort(main); err == nil && port != "0" {
+		seen[main] = "listen"
+	}
+	for _, n := range d.ByName() {
+		if n.Listen == "" {
+			continue
+		}
+		field := "dialects." + n.Name + ".listen"
+		if err := checkListen(n.Listen); err != nil {
+			bad(field, "%v", err)
+			continue
+		}
+		if _, port, _ := net.SplitHostPort(n.Listen); port == "0" {
+			continue
+		}
+		if other, ok := seen[n.Listen]; ok {
+			bad(field, "%s is already %s's address", n.Listen, other)
+			continue
+		}
+		seen[n.Listen] = field
+	}
+}
 
 // checkListen accepts host:port with a numeric port; the host may be empty
 // (every interface) or a name or IP address.

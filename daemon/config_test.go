@@ -282,6 +282,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"mqtt.outbox_max_messages", func(c *Config) { c.MQTT.OutboxMaxMessages = 0 }, "config: mqtt.outbox_max_messages: must be positive"},
 		{"mqtt.outbox_max_bytes", func(c *Config) { c.MQTT.OutboxMaxBytes = -1 }, "config: mqtt.outbox_max_bytes: must be positive"},
 		{"mqtt.shutdown_flush", func(c *Config) { c.MQTT.ShutdownFlush = -time.Second }, "config: mqtt.shutdown_flush: must not be negative"},
+		{"dialects.findface.listen", func(c *Config) { c.Dialects.FindFace.Listen = "8081" }, "config: dialects.findface.listen: want host:port"},
+		{"dialects.trueface.listen", func(c *Config) { c.Dialects.Trueface.Listen = "127.0.0.1:8080" }, "config: dialects.trueface.listen: 127.0.0.1:8080 is already listen's address"},
+		{"dialects.findface.listen", func(c *Config) { c.Dialects.MiiCloud.Listen, c.Dialects.FindFace.Listen = ":8081", ":8081" }, "config: dialects.findface.listen: :8081 is already dialects.miicloud.listen's address"},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "door-1" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "0123456789AB" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].name", key(func(k *KeyConfig) { k.Name = "" }), "config: keys[0].name: required"},
@@ -340,5 +343,27 @@ func TestValidateAll(t *testing.T) {
 		if !strings.Contains(err.Error(), "config: "+f+": ") {
 			t.Errorf("error lacks %s:\n%v", f, err)
 		}
+	}
+}
+
+// TestDialectListen: a dialect's own listener is a setting like any other
+// (file and environment), and port 0 may repeat.
+func TestDialectListen(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, "dialects:\n  findface: {listen: \"127.0.0.1:8081\"}\n  trueface: {listen: \"127.0.0.1:0\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ApplyEnv(&cfg, []string{"FACED_DIALECTS_USERS_LISTEN=127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range cfg.Dialects.ByName() {
+		got[d.Name] = d.Listen
+	}
+	if got["findface"] != "127.0.0.1:8081" || got["trueface"] != "127.0.0.1:0" || got["users"] != "127.0.0.1:0" || got["miicloud"] != "" || len(got) != 5 {
+		t.Fatalf("dialects: %v", got)
 	}
 }

@@ -17,6 +17,15 @@
 // {"result": ..., "status_code": int, "message": string} with Content-Type
 // application/json.
 //
+// Real clients accommodated beyond the document (issue 19), each with a
+// test in clients_test.go:
+//
+//   - a Laravel app reads errors as "errorCode" and "error_message": with
+//     WithErrorAliases (which the daemon uses) every error envelope also
+//     carries them, equal to status_code and message; success envelopes
+//     do not (TestErrorAliases). New without the option answers exactly
+//     the document's three keys, as this package's document tests pin.
+//
 // The vendor document is silent in places; these are the choices:
 //
 //   - Authentication: HTTP Basic only, as the document's requests.auth
@@ -166,6 +175,9 @@ type Envelope struct {
 	Result     any    `json:"result"`
 	StatusCode int    `json:"status_code"`
 	Message    string `json:"message"`
+	// With WithErrorAliases, errors repeat status_code and message here.
+	ErrorCode    *int    `json:"errorCode,omitempty"`
+	ErrorMessage *string `json:"error_message,omitempty"`
 }
 
 // Image is one image element.
@@ -181,15 +193,29 @@ type handler struct {
 	q      api.Queue
 	logger *slog.Logger
 	mux    *http.ServeMux
+	// errorAliases adds errorCode and error_message to error envelopes.
+	errorAliases bool
 }
+
+// Option changes one of the dialect's defaults.
+type Option func(*handler)
+
+// WithErrorAliases makes every error envelope also carry "errorCode" and
+// "error_message", mirroring status_code and message, which clients such
+// as a Laravel app read. Off by default, the envelope is exactly the
+// document's three keys; the daemon turns it on (issue 19).
+func WithErrorAliases() Option { return func(h *handler) { h.errorAliases = true } }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix.
-func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
+func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(h)
+	}
 	for _, s := range []string{"", "/{$}"} {
 		h.mux.Handle("GET "+prefix+"/images"+s, h.route(auth.ScopeRead, h.list))
 		h.mux.Handle("POST "+prefix+"/images"+s, h.postImages())
@@ -212,10 +238,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mh.ServeHTTP(c, r)
 	if c.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", c.header.Get("Allow"))
-		writeEnvelope(w, http.StatusMethodNotAllowed, CodeFormatType, nil)
+		h.writeEnvelope(w, http.StatusMethodNotAllowed, CodeFormatType, nil)
 		return
 	}
-	writeEnvelope(w, http.StatusNotFound, CodeFormatType, nil)
+	h.writeEnvelope(w, http.StatusNotFound, CodeFormatType, nil)
 }
 
 type capture struct {
@@ -239,8 +265,12 @@ func fail(status, code int) *apiError { return &apiError{status: status, code: c
 
 func badFormat() *apiError { return fail(http.StatusBadRequest, CodeFormatType) }
 
-func writeEnvelope(w http.ResponseWriter, status, code int, result any) {
-	b, err := json.Marshal(Envelope{Result: result, StatusCode: code, Message: Messages[code]})
+func (h *handler) writeEnvelope(w http.ResponseWriter, status, code int, result any) {
+	env := Envelope{Result: result, StatusCode: code, Message: Messages[code]}
+	if h.errorAliases && code != CodeSuccess {
+		env.ErrorCode, env.ErrorMessage = &env.StatusCode, &env.Message
+	}
+	b, err := json.Marshal(env)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(Envelope{StatusCode: CodeFormatType, Message: Messages[CodeFormatType]})
@@ -275,10 +305,10 @@ func (h *handler) route(scope string, fn serve) http.Handler {
 			if e.status >= 500 {
 				h.logger.Error("facesearch: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			writeEnvelope(w, e.status, e.code, nil)
+			h.writeEnvelope(w, e.status, e.code, nil)
 			return
 		}
-		writeEnvelope(w, http.StatusOK, CodeSuccess, result)
+		h.writeEnvelope(w, http.StatusOK, CodeSuccess, result)
 	})
 }
 

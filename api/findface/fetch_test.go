@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync/atomic"
 	"testing"
 
 	"github.com/facedhq/faced/api"
@@ -29,6 +30,12 @@ func TestPhotoURLFromAllowedHost(t *testing.T) {
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 
+	// Another loopback host, not allow-listed: it must never be asked.
+	var otherHits atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1); w.Write(img) }))
+	defer other.Close()
+
+	var last errorBody
 	detect := func(photoURL string) int {
 		body, _ := json.Marshal(map[string]string{"photo": photoURL})
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/compat/findface/v1/detect/", bytes.NewReader(body))
@@ -38,13 +45,20 @@ func TestPhotoURLFromAllowedHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
+		last = errorBody{}
+		json.NewDecoder(resp.Body).Decode(&last)
 		return resp.StatusCode
 	}
 	if got := detect(host.URL + "/face.jpg"); got != http.StatusOK {
 		t.Errorf("allow-listed URL: %d", got)
 	}
-	if got := detect("http://169.254.169.254/latest/meta-data"); got != http.StatusBadRequest {
-		t.Errorf("other host: %d, want 400", got)
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data", other.URL + "/face.jpg"} {
+		if got := detect(u); got != http.StatusBadRequest || last.ErrorCode != findface.CodeURLNotAllowed {
+			t.Errorf("other host %s: %d %+v, want 400 %s", u, got, last, findface.CodeURLNotAllowed)
+		}
+	}
+	if n := otherHits.Load(); n != 0 {
+		t.Errorf("the other host was asked %d times", n)
 	}
 }

@@ -1,28 +1,60 @@
 // Package findface serves NtechLab FindFace's face API (v0, plus /v1/detect)
 // on top of package service, so that clients written against FindFace work
 // unchanged when given faced's base URL (the mount prefix, e.g.
-// https://device/compat/findface) and a faced API key.
+// https://device/compat/findface, or the root of the dialect's own listener,
+// dialects.findface.listen) and a faced API key.
 //
-// Endpoints, relative to the base URL (each with and without a trailing
-// slash):
+// Endpoints, relative to the base URL, each exactly as written and with a
+// trailing slash, and each under /v0 (the document), /v1 and with no
+// version prefix (see "Versions" below); nothing else is routed, so an
+// unknown path, even one below a known route, is 404:
 //
-//	POST   /v1/detect/                 faces with age, gender, emotions
+//	POST   /v1/detect/, /v0/detect/    faces with age, gender, emotions
 //	POST   /v0/verify/                 photo1 vs photo2
 //	POST   /v0/identify/               search the galleries
+//	POST   /v0/faces/gallery/{g}/identify/  search gallery g
 //	POST   /v0/face/                   enrol
 //	GET    /v0/face/id/{id}/           get a face
 //	PUT    /v0/face/id/{id}/           update meta, person_id, galleries
 //	DELETE /v0/face/id/{id}/           delete (204)
 //	GET    /v0/face/meta/{meta}/       faces with a meta
+//	DELETE /v0/face/meta/{meta}/       delete the faces with a meta (204)
 //	GET    /v0/faces/                  every face
+//	GET    /v0/faces/gallery/{g}/      the faces of gallery g
+//	GET    /v0/faces/gallery/{g}/meta/{meta}/  faces of g with a meta
 //	GET    /v0/meta/                   every meta with a count and a face
+//	GET    /v0/meta/gallery/{g}/       the same within gallery g
 //	GET    /v0/galleries/              gallery names
 //	POST   /v0/galleries/{name}/       create a gallery (201)
+//	POST   /v0/galleries/              create, {"name"} in the body (201)
+//	DELETE /v0/galleries/{name}/       delete a gallery (204)
 //	GET    /v0/docs/, /v0/docs/{v}/    versions and endpoint lists, no auth
 //	GET|POST /v0/person/id/{id}/, /v0/person/history/id/{id}/ and
 //	         /person/history/id/{id}/  a person's history (the document's
 //	                                   example path has no /v0)
 //	GET|POST /v0/history/search/       event history, paged
+//
+// Real clients this package accommodates beyond the document (issue 19),
+// each replayed request by request in clients_test.go:
+//
+//   - a Go FindFace client: base URL ending in /v1/, paths without a
+//     trailing slash, absolute paths ("/faces") that resolve to the host's
+//     root (served by the unversioned routes, at the root of the dialect's
+//     own listener), its options struct sent as the JSON body of GETs, null
+//     for unset fields, POST /galleries with {"name"}, gallery-scoped
+//     lists and identify, a "thumbnail" field in faces (TestGoClient);
+//   - two Ruby gems: form-encoded bodies with galleries[]= arrays, the
+//     gallery-scoped face, meta and identify routes, POST /v0/detect/,
+//     DELETE /v0/galleries/{name} and DELETE /v0/face/meta/{meta}; JSON
+//     bodies with identify's box as "bbox" (as /face takes it) rather than
+//     the document's x1..y2 (TestRubyGems);
+//   - a PHP client: JSON to /v1/face/ and /v1/identify/ with empty bbox
+//     and galleries arrays and a numeric threshold, face lists paged with
+//     ?max_id=&min_id= (TestPHPClient);
+//   - a CRM's face-ID module (PHP): multipart photo files to POST
+//     /v0/faces/gallery/{g}/identify/ with threshold=medium
+//     (TestCRMModule);
+//   - clients that read a string error code: error_code (TestErrorCodes).
 //
 // Choices where the document is vague:
 //
@@ -40,11 +72,39 @@
 //     default, then the URL is refused with 400 {"code":400,...}).
 //     Bodies are capped at 20 MiB (413).
 //
-//   - Errors: {"code": <HTTP status>, "reason": "<text>"}; "Too many
-//     faces: N" (mf_selector reject) adds "faces" with every box. 400 bad
+//   - Errors: {"code": <HTTP status>, "error_code": "<CODE>", "reason":
+//     "<text>"}; "Too many faces: N" (mf_selector reject) adds "faces" with
+//     every box. code stays the document's number; error_code is the
+//     string some clients read (FindFace's later servers put it in "code";
+//     faced cannot, without breaking the document's clients, so it is a
+//     field of its own that neither kind of client trips over): BAD_PARAM,
+//     EXTRACTION_ERROR (unreadable photo, no face, too many faces, a bbox
+//     over no face), URL_NOT_ALLOWED, FETCH_ERROR, UNAUTHORIZED, FORBIDDEN,
+//     NOT_FOUND, METHOD_NOT_ALLOWED, ALREADY_EXISTS, TOO_LARGE,
+//     UNSUPPORTED_FORMAT, BUSY, TIMEOUT, INTERNAL_ERROR. Statuses: 400 bad
 //     parameter, no face, bad photo; 401; 403; 404 unknown face, person,
 //     gallery or path; 405 (with Allow); 409 gallery exists; 413; 415
 //     image format; 429 queue full (Retry-After: 1); 503 timeout; 500.
+//
+//   - Versions: the document serves detect under /v1 and the rest under
+//     /v0; clients use /v1 (and no prefix) for everything, so every route
+//     answers under all three. The routes are identical.
+//
+//   - GET bodies are ignored (HTTP gives them no meaning; a Go client sends
+//     its options struct in them), except on the person-history and
+//     history-search routes, whose document example is a GET with a JSON
+//     body; there a body that does not parse is ignored too.
+//
+//   - Form arrays: "galleries[]=a&galleries[]=b" (PHP and Rails clients)
+//     and a repeated name are lists.
+//
+//   - Gallery routes: an unknown gallery is 404 for the gallery-scoped
+//     lists and identify. Deleting a gallery deletes the faces that are in
+//     no other gallery (a face enrolled here is always in "default" too,
+//     unless PUT changed that); "default" cannot be deleted (400). The face
+//     lists are whole (no next_page is ever sent); max_id and min_id, which
+//     clients send to page, keep the faces with a smaller, respectively
+//     greater, id (0 or empty: no bound).
 //
 //   - Boxes: {"x1","x2","y1","y2"} in integer pixels. The identify
 //     results map key is FindFace's "[y2, x1, y1, x2]" (the document's
@@ -66,8 +126,10 @@
 //
 //   - Faces: id is faced's integer face id. meta is kept in the face's
 //     metadata ("meta") and as the person's name. "photo" is always "":
-//     faced keeps no photo URL. photo_hash is faced's SHA-256 hex of the
-//     uploaded photo (64 digits, not FindFace's 32). timestamp is the
+//     faced keeps no photo URL; "thumbnail", which FindFace's later face
+//     objects carry and clients read (the document's have none), is
+//     always "" too. photo_hash is faced's SHA-256 hex of the uploaded
+//     photo (64 digits, not FindFace's 32). timestamp is the
 //     creation time, UTC, "2006-01-02T15:04:05.000000". person_id and
 //     cam_id are added when known. galleries always include "default"
 //     unless changed by PUT; listed galleries that do not exist yet are
@@ -163,32 +225,60 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
-	add := func(method, p, scope string, fn serve) {
-		for _, pat := range []string{p, p + "/"} {
-			h.mux.Handle(method+" "+pat, h.route(scope, fn))
+	// Every route is anchored: "p" and "p/" exactly ("{$}"), never a bare
+	// trailing-slash pattern, which Go's mux would match for every path
+	// below it (issue 19: POST /v0/face/gallery/G/identify enrolled the
+	// probe). Each route is served under /v0 (the document), /v1 (which the
+	// document uses for detect and some clients for everything) and with no
+	// version (clients that resolve absolute paths such as "/faces"
+	// against their base URL; the document's own history example has none).
+	add := func(method, p, scope string, fn serve, o routeOpts) {
+		for _, v := range []string{"/v0", "/v1", ""} {
+			for _, pat := range []string{v + p, v + p + "/{$}"} {
+				h.mux.Handle(method+" "+pat, h.route(scope, fn, o))
+			}
 		}
 	}
-	add("POST", "/v1/detect", auth.ScopeRead, h.detect)
-	add("POST", "/v0/verify", auth.ScopeRead, h.verify)
-	add("POST", "/v0/identify", auth.ScopeRead, h.identify)
-	add("POST", "/v0/face", auth.ScopeWrite, h.enroll)
-	add("GET", "/v0/face/id/{id}", auth.ScopeRead, h.getFace)
-	add("PUT", "/v0/face/id/{id}", auth.ScopeWrite, h.putFace)
-	add("DELETE", "/v0/face/id/{id}", auth.ScopeWrite, h.deleteFace)
-	h.mux.Handle("GET /v0/face/meta/{meta...}", h.route(auth.ScopeRead, h.byMeta))
-	add("GET", "/v0/faces", auth.ScopeRead, h.faces)
-	add("GET", "/v0/meta", auth.ScopeRead, h.metas)
-	add("GET", "/v0/galleries", auth.ScopeRead, h.galleries)
-	add("POST", "/v0/galleries/{name}", auth.ScopeWrite, h.createGallery)
-	add("GET", "/v0/docs", "", h.docs)
-	add("GET", "/v0/docs/{version}", "", h.docs)
-	for _, p := range []string{"/v0/person/id/{pid}", "/v0/person/history/id/{pid}", "/person/history/id/{pid}"} {
-		add("GET", p, auth.ScopeRead, h.history)
-		add("POST", p, auth.ScopeRead, h.history)
+	none := routeOpts{}
+	add("POST", "/detect", auth.ScopeRead, h.detect, none)
+	add("POST", "/verify", auth.ScopeRead, h.verify, none)
+	add("POST", "/identify", auth.ScopeRead, h.identify, none)
+	add("POST", "/faces/gallery/{gallery}/identify", auth.ScopeRead, h.identify, none)
+	add("POST", "/face", auth.ScopeWrite, h.enroll, none)
+	add("GET", "/face/id/{id}", auth.ScopeRead, h.getFace, none)
+	add("PUT", "/face/id/{id}", auth.ScopeWrite, h.putFace, none)
+	add("DELETE", "/face/id/{id}", auth.ScopeWrite, h.deleteFace, none)
+	add("GET", "/face/meta/{meta}", auth.ScopeRead, h.byMeta, none)
+	add("DELETE", "/face/meta/{meta}", auth.ScopeWrite, h.deleteByMeta, none)
+	add("GET", "/faces", auth.ScopeRead, h.faces, none)
+	add("GET", "/faces/gallery/{gallery}", auth.ScopeRead, h.faces, none)
+	add("GET", "/faces/gallery/{gallery}/meta/{meta}", auth.ScopeRead, h.byMeta, none)
+	add("GET", "/meta", auth.ScopeRead, h.metas, none)
+	add("GET", "/meta/gallery/{gallery}", auth.ScopeRead, h.metas, none)
+	add("GET", "/galleries", auth.ScopeRead, h.galleries, none)
+	add("POST", "/galleries", auth.ScopeWrite, h.createGallery, none)
+	add("POST", "/galleries/{name}", auth.ScopeWrite, h.createGallery, none)
+	add("DELETE", "/galleries/{name}", auth.ScopeWrite, h.deleteGallery, none)
+	add("GET", "/docs", "", h.docs, none)
+	add("GET", "/docs/{version}", "", h.docs, none)
+	// The document's history example is a GET with a JSON body: these
+	// routes read a GET body, every other GET ignores it.
+	getBody := routeOpts{getBody: true}
+	for _, p := range []string{"/person/id/{pid}", "/person/history/id/{pid}"} {
+		add("GET", p, auth.ScopeRead, h.history, getBody)
+		add("POST", p, auth.ScopeRead, h.history, getBody)
 	}
-	add("GET", "/v0/history/search", auth.ScopeRead, h.history)
-	add("POST", "/v0/history/search", auth.ScopeRead, h.history)
+	add("GET", "/history/search", auth.ScopeRead, h.history, getBody)
+	add("POST", "/history/search", auth.ScopeRead, h.history, getBody)
 	return h
+}
+
+// routeOpts are a route's exceptions to the common handling.
+type routeOpts struct {
+	// getBody: a GET's body carries parameters (the document's history
+	// example); elsewhere a GET body is ignored, as HTTP gives it no
+	// meaning and some clients send their options struct in it.
+	getBody bool
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -219,6 +309,7 @@ func (c *capture) WriteHeader(status int)      { c.status = status }
 type apiError struct {
 	status int
 	msg    string
+	code   string // error_code; "" means the status's (errorCodes)
 	faces  []Box
 	err    error
 }
@@ -229,24 +320,62 @@ func badRequest(format string, a ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, a...)}
 }
 
-// ErrorBody is the dialect's error shape.
+// ErrorBody is the dialect's error shape: the document's numeric code
+// (the HTTP status) and reason, plus the string error_code that clients
+// written for FindFace's later servers read.
 type ErrorBody struct {
-	Code   int    `json:"code"`
-	Faces  []Box  `json:"faces,omitempty"`
-	Reason string `json:"reason"`
+	Code      int    `json:"code"`
+	ErrorCode string `json:"error_code"`
+	Faces     []Box  `json:"faces,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// Error codes (error_code), by cause.
+const (
+	CodeBadParam         = "BAD_PARAM"        // 400: a missing or invalid parameter or body
+	CodeExtraction       = "EXTRACTION_ERROR" // 400: no usable face: unreadable photo, no face, too many, bbox over no face
+	CodeURLNotAllowed    = "URL_NOT_ALLOWED"  // 400: a photo URL whose host is not allow-listed (or fetching is off)
+	CodeFetch            = "FETCH_ERROR"      // 400: fetching an allowed photo URL failed
+	CodeUnauthorized     = "UNAUTHORIZED"     // 401
+	CodeForbidden        = "FORBIDDEN"        // 403
+	CodeNotFound         = "NOT_FOUND"        // 404
+	CodeMethod           = "METHOD_NOT_ALLOWED"
+	CodeConflict         = "ALREADY_EXISTS" // 409
+	CodeTooLarge         = "TOO_LARGE"      // 413
+	CodeUnsupportedImage = "UNSUPPORTED_FORMAT"
+	CodeBusy             = "BUSY"    // 429
+	CodeTimeout          = "TIMEOUT" // 503
+	CodeInternal         = "INTERNAL_ERROR"
+)
+
+// errorCodes is the error_code of an error that names none, by status.
+var errorCodes = map[int]string{
+	http.StatusBadRequest: CodeBadParam, http.StatusUnauthorized: CodeUnauthorized, http.StatusForbidden: CodeForbidden,
+	http.StatusNotFound: CodeNotFound, http.StatusMethodNotAllowed: CodeMethod, http.StatusConflict: CodeConflict,
+	http.StatusRequestEntityTooLarge: CodeTooLarge, http.StatusUnsupportedMediaType: CodeUnsupportedImage,
+	http.StatusTooManyRequests: CodeBusy, http.StatusServiceUnavailable: CodeTimeout, http.StatusInternalServerError: CodeInternal,
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, e.status, ErrorBody{Code: e.status, Faces: e.faces, Reason: e.msg})
+	code := e.code
+	if code == "" {
+		code = errorCodes[e.status]
+	}
+	writeJSON(w, e.status, ErrorBody{Code: e.status, ErrorCode: code, Faces: e.faces, Reason: e.msg})
+}
+
+// extraction is a 400 about the photo's content.
+func extraction(format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, a...), code: CodeExtraction}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"code":500,"reason":"internal error"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"code":500,"error_code":"INTERNAL_ERROR","reason":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -259,13 +388,13 @@ type status int
 
 type serve func(r *request) (any, error)
 
-func (h *handler) route(scope string, fn serve) http.Handler {
+func (h *handler) route(scope string, fn serve, o routeOpts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		body, err := h.serve(r, scope, fn)
+		body, err := h.serve(r, scope, fn, o)
 		if err != nil {
 			e := classify(err)
 			if e.status >= 500 {
@@ -282,7 +411,7 @@ func (h *handler) route(scope string, fn serve) http.Handler {
 	})
 }
 
-func (h *handler) serve(r *http.Request, scope string, fn serve) (any, error) {
+func (h *handler) serve(r *http.Request, scope string, fn serve, o routeOpts) (any, error) {
 	if scope != "" {
 		token, ok := tokenOf(r.Header.Get("Authorization"))
 		if !ok {
@@ -292,9 +421,13 @@ func (h *handler) serve(r *http.Request, scope string, fn serve) (any, error) {
 			return nil, err
 		}
 	}
-	req, err := parse(r)
+	req, err := parse(r, r.Method != http.MethodGet || o.getBody)
 	if f, ok := h.q.(Fetcher); ok && err == nil {
 		req.fetch = f.FetchPhoto
+		// With no host allow-listed, a URL is refused as not allowed.
+		if e, ok := h.q.(interface{ FetchEnabled() bool }); ok && !e.FetchEnabled() {
+			req.fetch = nil
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -325,67 +458,88 @@ type Fetcher interface {
 	FetchPhoto(ctx context.Context, url string) ([]byte, error)
 }
 
-func parse(r *http.Request) (*request, error) {
+// parse reads the parameters: the body (unless useBody is false), then
+// query parameters for the fields the body lacks. A GET body that cannot
+// be read as parameters is ignored rather than refused.
+func parse(r *http.Request, useBody bool) (*request, error) {
 	req := &request{Request: r, f: map[string]any{}, files: map[string][]byte{}}
-	ct := r.Header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
+	if useBody {
+		if err := req.readBody(); err != nil {
+			if r.Method != http.MethodGet {
+				return nil, err
+			}
+			req.f, req.files = map[string]any{}, map[string][]byte{}
+		}
+	}
+	setValues(req.f, r.URL.Query())
+	return req, nil
+}
+
+// readBody reads a multipart, urlencoded or JSON body into the request.
+func (req *request) readBody() error {
+	r := req.Request
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
 		if err := r.ParseMultipartForm(MaxBodyBytes); err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
 		defer r.MultipartForm.RemoveAll()
-		for k, v := range r.MultipartForm.Value {
-			if len(v) > 0 {
-				req.f[k] = v[0]
-			}
-		}
+		setValues(req.f, r.MultipartForm.Value)
 		for k, fs := range r.MultipartForm.File {
 			if len(fs) == 0 {
 				continue
 			}
 			b, err := readPart(fs[0])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			req.files[k] = b
 		}
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
-		for k, v := range r.PostForm {
-			if len(v) > 0 {
-				req.f[k] = v[0]
-			}
-		}
+		setValues(req.f, r.PostForm)
 	default:
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			if err := json.Unmarshal(b, &req.f); err != nil {
 				if err2 := json.Unmarshal(api.StripTrailingCommas(b), &req.f); err2 != nil {
-					return nil, badRequest("Invalid JSON body: %v", err)
+					return badRequest("Invalid JSON body: %v", err)
 				}
+			}
+			if req.f == nil { // the body was JSON null
+				req.f = map[string]any{}
 			}
 		}
 	}
-	for k, v := range r.URL.Query() {
-		if _, ok := req.f[k]; !ok && len(v) > 0 {
-			if len(v) > 1 {
-				l := make([]any, len(v))
-				for i := range v {
-					l[i] = v[i]
-				}
-				req.f[k] = l
-			} else {
-				req.f[k] = v[0]
-			}
+	return nil
+}
+
+// setValues adds form or query values to f, keeping fields already set.
+// "name[]" (PHP and Rails form arrays, e.g. galleries[]=a&galleries[]=b)
+// and a repeated name are lists; a single value is a string.
+func setValues(f map[string]any, vals map[string][]string) {
+	for k, v := range vals {
+		list := strings.HasSuffix(k, "[]")
+		k = strings.TrimSuffix(k, "[]")
+		if _, ok := f[k]; ok || len(v) == 0 {
+			continue
 		}
+		if len(v) == 1 && !list {
+			f[k] = v[0]
+			continue
+		}
+		l := make([]any, len(v))
+		for i := range v {
+			l[i] = v[i]
+		}
+		f[k] = l
 	}
-	return req, nil
 }
 
 func readPart(fh *multipart.FileHeader) ([]byte, error) {
@@ -585,11 +739,22 @@ func (r *request) photo(k string) ([]byte, error) {
 	low := strings.ToLower(s)
 	if strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://") || strings.HasPrefix(low, "ftp://") {
 		if r.fetch == nil || strings.HasPrefix(low, "ftp://") {
-			return nil, badRequest("Cannot fetch %s: this server does not download images from URLs; upload the image (multipart) or send it base64-encoded", k)
+			e := badRequest("Cannot fetch %s: this server does not download images from URLs; upload the image (multipart) or send it base64-encoded", k)
+			e.code = CodeURLNotAllowed
+			return nil, e
 		}
 		b, err := r.fetch(r.Context(), s)
 		if err != nil {
-			return nil, badRequest("Cannot fetch %s: %s", k, err.Error())
+			e := badRequest("Cannot fetch %s: %s", k, err.Error())
+			e.code = CodeFetch
+			if p := (*api.Problem)(nil); errors.As(err, &p) && p.Code == "url_not_allowed" {
+				e.code = CodeURLNotAllowed
+			} else if errors.As(err, &p) && p.Code == "bad_photo" {
+				e.code = CodeBadParam // a malformed URL
+			} else if errors.Is(err, face.ErrTooLarge) {
+				return nil, err
+			}
+			return nil, e
 		}
 		return b, nil
 	}
@@ -606,7 +771,7 @@ func classify(err error) *apiError {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &many):
-		out := &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf("Too many faces: %d", len(many.Faces)), faces: []Box{}}
+		out := &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf("Too many faces: %d", len(many.Faces)), faces: []Box{}, code: CodeExtraction}
 		for _, b := range many.Faces {
 			out.faces = append(out.faces, boxJSON(b))
 		}
@@ -618,7 +783,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, api.ErrBusy):
 		return &apiError{status: http.StatusTooManyRequests, msg: "Too many requests in progress, retry later"}
 	case errors.Is(err, service.ErrNoFace):
-		return badRequest("No faces found on the photo")
+		return extraction("No faces found on the photo")
 	case errors.Is(err, store.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, msg: "Not found"}
 	case errors.Is(err, store.ErrDuplicate):
@@ -628,7 +793,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, face.ErrTooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, msg: "Image too large"}
 	case errors.Is(err, face.ErrEmpty), errors.Is(err, face.ErrCorrupt), errors.Is(err, face.ErrTooSmall), errors.Is(err, face.ErrTooManyPixels):
-		return badRequest("Cannot read the image")
+		return extraction("Cannot read the image")
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, service.ErrInvalid):
 		return badRequest("Invalid parameter: %v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -673,7 +838,7 @@ func pick(faces []face.Face, bboxes []face.Box) ([]int, error) {
 			}
 		}
 		if bi < 0 {
-			return nil, badRequest("No faces found in the bounding box")
+			return nil, extraction("No faces found in the bounding box")
 		}
 		out = append(out, bi)
 	}
@@ -772,7 +937,7 @@ func (h *handler) embed(ctx context.Context, img []byte, sel face.Selector, bbox
 		return nil, err
 	}
 	if len(faces) == 0 {
-		return nil, badRequest("No faces found on photo%s", map[int]string{0: "", 1: "1", 2: "2"}[n])
+		return nil, extraction("No faces found on photo%s", map[int]string{0: "", 1: "1", 2: "2"}[n])
 	}
 	if len(bboxes) == 0 {
 		return faces, nil
@@ -869,6 +1034,7 @@ type Face struct {
 	Meta      string   `json:"meta"`
 	Photo     string   `json:"photo"`
 	PhotoHash string   `json:"photo_hash"`
+	Thumbnail string   `json:"thumbnail"`
 	Timestamp string   `json:"timestamp"`
 	PersonID  any      `json:"person_id,omitempty"`
 	CamID     any      `json:"cam_id,omitempty"`
@@ -952,7 +1118,9 @@ func (h *handler) identify(r *request) (any, error) {
 	if req.Selector, err = selectorOf(r); err != nil {
 		return nil, err
 	}
-	if g := r.str("gallery"); g != "" {
+	if g := r.PathValue("gallery"); g != "" {
+		req.Galleries = []string{g} // /faces/gallery/{gallery}/identify
+	} else if g := r.str("gallery"); g != "" {
 		req.Galleries = []string{g}
 	} else if req.Galleries, err = r.list("galleries"); err != nil {
 		return nil, err
@@ -967,6 +1135,10 @@ func (h *handler) identify(r *request) (any, error) {
 			return nil, badRequest("Invalid bounding box x1, y1, x2, y2")
 		}
 		bbox = []face.Box{b}
+	} else if bbox, err = r.boxes("bbox"); err != nil { // as /face takes it (a Ruby gem sends it)
+		return nil, err
+	}
+	if len(bbox) > 0 {
 		req.Selector = face.SelectAll
 	}
 	release, err := api.AcquireFrom(r.Context(), h.q)
@@ -978,7 +1150,7 @@ func (h *handler) identify(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bbox != nil {
+	if len(bbox) > 0 {
 		faces := make([]face.Face, len(res))
 		for i := range res {
 			faces[i] = res[i].Face
@@ -987,10 +1159,14 @@ func (h *handler) identify(r *request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		res = []service.IdentifiedFace{res[idx[0]]}
+		picked := make([]service.IdentifiedFace, len(idx))
+		for i, j := range idx {
+			picked[i] = res[j]
+		}
+		res = picked
 	}
 	if len(res) == 0 {
-		return nil, badRequest("No faces found on the photo")
+		return nil, extraction("No faces found on the photo")
 	}
 	results := map[string][]IdentifyMatch{}
 	persons := map[string]string{}
@@ -1027,7 +1203,7 @@ func (h *handler) ensureGalleries(ctx context.Context, names []string) error {
 func crop(img []byte, b face.Box) ([]byte, error) {
 	src, _, err := image.Decode(bytes.NewReader(img))
 	if err != nil {
-		return nil, badRequest("Cannot select this face: only JPEG or PNG photos can be cropped")
+		return nil, extraction("Cannot select this face: only JPEG or PNG photos can be cropped")
 	}
 	w, hh := b.X2-b.X1, b.Y2-b.Y1
 	rect := image.Rect(int(b.X1-w*0.4), int(b.Y1-hh*0.4), int(b.X2+w*0.4), int(b.Y2+hh*0.4)).Intersect(src.Bounds())
@@ -1077,7 +1253,7 @@ func (h *handler) enroll(r *request) (any, error) {
 			return nil, err
 		}
 		if len(faces) == 0 {
-			return nil, badRequest("No faces found on the photo")
+			return nil, extraction("No faces found on the photo")
 		}
 		if len(bbox) > 0 {
 			idx, err := pick(faces, bbox)
@@ -1305,10 +1481,16 @@ func (h *handler) deleteFace(r *request) (any, error) {
 	return status(http.StatusNoContent), nil
 }
 
-// allFaces lists every face, oldest id first.
-func (h *handler) allFaces(ctx context.Context) ([]store.Face, error) {
+// allFaces lists every face (of gallery, unless ""), oldest id first. An
+// unknown gallery is store.ErrNotFound.
+func (h *handler) allFaces(ctx context.Context, gallery string) ([]store.Face, error) {
+	if gallery != "" {
+		if err := h.galleryExists(ctx, gallery); err != nil {
+			return nil, err
+		}
+	}
 	var out []store.Face
-	opts := store.ListOptions{Limit: store.MaxLimit}
+	opts := store.ListOptions{Limit: store.MaxLimit, Gallery: gallery}
 	for {
 		page, err := h.svc.ListFaces(ctx, opts)
 		if err != nil {
@@ -1332,14 +1514,13 @@ func (h *handler) allFaces(ctx context.Context) ([]store.Face, error) {
 	return out, nil
 }
 
+// byMeta lists the faces with a meta (of the path's gallery, if any).
 func (h *handler) byMeta(r *request) (any, error) {
-	raw := strings.TrimPrefix(r.URL.EscapedPath(), "/v0/face/meta/")
-	raw = strings.TrimSuffix(raw, "/")
-	meta, err := url.PathUnescape(raw)
-	if err != nil || raw == "" {
+	meta := r.PathValue("meta")
+	if meta == "" {
 		return nil, badRequest("Invalid meta")
 	}
-	faces, err := h.allFaces(r.Context())
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
@@ -1353,14 +1534,56 @@ func (h *handler) byMeta(r *request) (any, error) {
 	return map[string]any{"results": out}, nil
 }
 
+// deleteByMeta deletes every face with a meta (the Ruby gems'
+// delete_by_meta); persons left without faces go too. 204, or 404 when no
+// face has the meta.
+func (h *handler) deleteByMeta(r *request) (any, error) {
+	meta := r.PathValue("meta")
+	faces, err := h.allFaces(r.Context(), "")
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, f := range faces {
+		if m, _ := f.Meta[metaKey].(string); m != meta || meta == "" {
+			continue
+		}
+		if err := h.svc.DeleteFace(r.Context(), f.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		h.dropIfEmpty(r.Context(), f.PersonID)
+		n++
+	}
+	if n == 0 {
+		return nil, &apiError{status: http.StatusNotFound, msg: "Not found"}
+	}
+	return status(http.StatusNoContent), nil
+}
+
+// faces lists every face, or the path's gallery's; max_id and min_id
+// (FindFace's paging parameters, which clients send) keep the faces with
+// a smaller, respectively greater, id.
 func (h *handler) faces(r *request) (any, error) {
-	faces, err := h.allFaces(r.Context())
+	var bounds [2]uint64
+	for i, k := range []string{"max_id", "min_id"} {
+		if v := r.str(k); v != "" && v != "0" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, badRequest("Invalid %s", k)
+			}
+			bounds[i] = n
+		}
+	}
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Face, 0, len(faces))
 	persons := map[string]string{}
 	for _, f := range faces {
+		if bounds[0] != 0 && f.ID >= bounds[0] || f.ID <= bounds[1] {
+			continue
+		}
 		out = append(out, h.faceJSON(r.Context(), f, persons))
 	}
 	return map[string]any{"results": out}, nil
@@ -1374,7 +1597,7 @@ type MetaEntry struct {
 }
 
 func (h *handler) metas(r *request) (any, error) {
-	faces, err := h.allFaces(r.Context())
+	faces, err := h.allFaces(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		return nil, err
 	}
@@ -1401,11 +1624,12 @@ func (h *handler) metas(r *request) (any, error) {
 	return map[string]any{"results": out}, nil
 }
 
-func (h *handler) galleries(r *request) (any, error) {
+// galleryNames lists every gallery's name.
+func (h *handler) galleryNames(ctx context.Context) ([]string, error) {
 	out := []string{}
 	opts := store.ListOptions{Limit: store.MaxLimit}
 	for {
-		page, err := h.svc.ListGalleries(r.Context(), opts)
+		page, err := h.svc.ListGalleries(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -1413,15 +1637,38 @@ func (h *handler) galleries(r *request) (any, error) {
 			out = append(out, g.Name)
 		}
 		if page.Next == "" {
-			break
+			return out, nil
 		}
 		opts.Cursor = page.Next
+	}
+}
+
+func (h *handler) galleryExists(ctx context.Context, name string) error {
+	names, err := h.galleryNames(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return &apiError{status: http.StatusNotFound, msg: "Gallery not found"}
+	}
+	return nil
+}
+
+func (h *handler) galleries(r *request) (any, error) {
+	out, err := h.galleryNames(r.Context())
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"results": out}, nil
 }
 
+// createGallery serves POST /galleries/{name} (the document) and POST
+// /galleries with the name in the body (a Go client and a Ruby gem).
 func (h *handler) createGallery(r *request) (any, error) {
 	name := r.PathValue("name")
+	if name == "" {
+		name = r.str("name")
+	}
 	if !galleryName.MatchString(name) {
 		return nil, badRequest("Invalid gallery name: use [a-zA-Z0-9_-], at most 48 characters")
 	}
@@ -1434,14 +1681,28 @@ func (h *handler) createGallery(r *request) (any, error) {
 	return status(http.StatusCreated), nil
 }
 
+// deleteGallery deletes a gallery (204); faces in no other gallery are
+// deleted with it. "default" cannot be deleted (400).
+func (h *handler) deleteGallery(r *request) (any, error) {
+	name := r.PathValue("name")
+	if err := h.galleryExists(r.Context(), name); err != nil {
+		return nil, err
+	}
+	if err := h.svc.DeleteGallery(r.Context(), name, true); err != nil {
+		return nil, err
+	}
+	return status(http.StatusNoContent), nil
+}
+
 var docs = map[string][]string{
 	"v0": {
-		"POST /v0/verify/", "POST /v0/identify/", "POST /v0/face/", "GET /v0/face/id/<id>/", "PUT /v0/face/id/<id>/",
-		"DELETE /v0/face/id/<id>/", "GET /v0/face/meta/<meta>/", "GET /v0/faces/", "GET /v0/meta/", "GET /v0/galleries/",
-		"POST /v0/galleries/<gallery>", "GET /v0/docs", "GET /v0/docs/<version>", "GET /v0/person/id/<id>",
-		"POST /v0/history/search",
+		"POST /v0/detect/", "POST /v0/verify/", "POST /v0/identify/", "POST /v0/faces/gallery/<gallery>/identify/", "POST /v0/face/",
+		"GET /v0/face/id/<id>/", "PUT /v0/face/id/<id>/", "DELETE /v0/face/id/<id>/", "GET /v0/face/meta/<meta>/",
+		"DELETE /v0/face/meta/<meta>/", "GET /v0/faces/", "GET /v0/faces/gallery/<gallery>/", "GET /v0/faces/gallery/<gallery>/meta/<meta>/",
+		"GET /v0/meta/", "GET /v0/meta/gallery/<gallery>/", "GET /v0/galleries/", "POST /v0/galleries/", "POST /v0/galleries/<gallery>",
+		"DELETE /v0/galleries/<gallery>/", "GET /v0/docs", "GET /v0/docs/<version>", "GET /v0/person/id/<id>", "POST /v0/history/search",
 	},
-	"v1": {"POST /v1/detect/"},
+	"v1": {"POST /v1/detect/", "every v0 endpoint, under /v1/"},
 }
 
 func (h *handler) docs(r *request) (any, error) {

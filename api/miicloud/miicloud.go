@@ -14,6 +14,13 @@
 //	DELETE /miicloud/person?customer_person_id=…  delete (or in the body)
 //	POST   /miicloud/match_faces            1:1 with customer_person_id, else 1:N
 //
+// Real clients accommodated beyond the document (issue 19), each with a
+// test in clients_test.go:
+//
+//   - the vendor's own miiCloud sample, which enrols several photos of one
+//     person by repeating POST /miicloud/person with the same
+//     customer_person_id (TestVendorSampleSecondImage).
+//
 // The vendor document is vague or contradicts itself in places; these are
 // the choices:
 //
@@ -51,8 +58,14 @@
 //
 //   - Enrol: the largest face of the photo is enrolled in the default
 //     gallery. customer_person_id and image_path are required (400). An
-//     existing customer_person_id is 400. A photo without a face is 400
-//     with status "fail" and nothing is stored. "image" is
+//     existing customer_person_id adds the image to that person, as the
+//     vendor's own sample does to enrol several photos of one person (the
+//     document: the id "allows you to link multiple images of an
+//     individual"); non-empty fields then replace the stored ones, and the
+//     answer is the enrol answer. Only the very photo the person already
+//     has (same SHA-256) is 400 "customer_person_id already exists", so a
+//     retried upload does not add the same face twice. A photo without a
+//     face is 400 with status "fail" and nothing is stored. "image" is
 //     "enroll/<file stem>_<7 random letters/digits><ext>", the document's
 //     naming; it is kept in the face's metadata ("image") and listed by get.
 //
@@ -129,6 +142,7 @@ import (
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/auth"
 	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -574,11 +588,14 @@ func (h *handler) enroll(req *request) (any, error) {
 		return nil, err
 	}
 	defer release()
-	stored, faces, err := h.svc.Enroll(req.Context(), service.EnrollRequest{
-		Person:    p,
-		Photos:    [][]byte{req.image},
-		FaceInput: service.FaceInput{Selector: face.SelectBiggest, Meta: store.Metadata{metaImage: name}},
-	})
+	in := service.FaceInput{Selector: face.SelectBiggest, Meta: store.Metadata{metaImage: name}}
+	stored, faces, err := h.addImage(req, id, in)
+	if errors.Is(err, store.ErrNotFound) {
+		stored, faces, err = h.svc.Enroll(req.Context(), service.EnrollRequest{Person: p, Photos: [][]byte{req.image}, FaceInput: in})
+		if errors.Is(err, store.ErrDuplicate) { // enrolled meanwhile by another request
+			stored, faces, err = h.addImage(req, id, in)
+		}
+	}
 	if err != nil {
 		return nil, withID(err, id)
 	}
@@ -593,6 +610,47 @@ func (h *handler) enroll(req *request) (any, error) {
 }
 
 // withID names the person in an error answer.
+// addImage adds the request's image to the existing person id, as the
+// vendor's sample does when it enrols a second photo of someone (the
+// document: customer_person_id "allows you to link multiple images of an
+// individual"); non-empty fields replace the stored ones, as in update.
+// The very photo the person already has is store.ErrDuplicate (a retried
+// upload must not add the same face twice); no such person is
+// store.ErrNotFound.
+func (h *handler) addImage(req *request, id string, in service.FaceInput) (store.Person, []store.Face, error) {
+	ctx := req.Context()
+	p, err := h.svc.GetPersonByExternalID(ctx, id)
+	if err != nil {
+		return store.Person{}, nil, err
+	}
+	hash := models.SHA256Hex(req.image)
+	opts := store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit}
+	for {
+		page, err := h.svc.ListFaces(ctx, opts)
+		if err != nil {
+			return store.Person{}, nil, err
+		}
+		for _, f := range page.Items {
+			if f.PhotoHash == hash {
+				return store.Person{}, nil, fmt.Errorf("miicloud: photo already enrolled: %w", store.ErrDuplicate)
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		opts.Cursor = page.Next
+	}
+	faces, err := h.svc.AddFaces(ctx, p.ID, [][]byte{req.image}, in)
+	if err != nil {
+		return store.Person{}, nil, err
+	}
+	p, err = h.svc.UpdatePerson(ctx, p.ID, func(p *store.Person) error {
+		setFields(p, req)
+		return nil
+	})
+	return p, faces, err
+}
+
 func withID(err error, id string) error {
 	e := classify(err)
 	if e.status < 500 {

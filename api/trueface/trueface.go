@@ -18,6 +18,16 @@
 //	POST   /v1/match       {"img", "id", "threshold"}            1:1 against an enrollment
 //	POST   /v1/identify    {"img", "collection_id", "threshold"} 1:N in a collection
 //
+// Real clients accommodated beyond the document (issue 19), each with a
+// test:
+//
+//   - the Trueface TypeScript and Android SDKs and an iOS app read
+//     identify's "confidence" (TestIdentifyConfidence);
+//   - the Android SDK's paths are absolute (@POST("/v1/...")), so it cannot
+//     reach a mount below /compat/trueface: the daemon can serve this
+//     dialect at the root of its own listener (dialects.trueface.listen;
+//     cmd/faced TestDialectRootListener).
+//
 // Every answer, errors included, is the document's envelope
 // {"data": ..., "message": ..., "success": bool} with Content-Type
 // application/json.
@@ -115,9 +125,16 @@
 //     "unknowns" is documented to filter out unknowns and reduce false
 //     positives, so it selects the stricter of the two documented
 //     defaults; faced never names someone below the threshold. A match
-//     answers {"name", "key", "score"} (key = enrollment id, name = person
-//     name or null if it has none); no match answers success with
-//     {"name": null, "key": null}. A photo without a face is 400.
+//     answers {"name", "key", "score", "confidence"} (key = enrollment id,
+//     name = person name or null if it has none; confidence, which the
+//     SDKs read, is the same number as score); no match answers success
+//     with {"name": null, "key": null}. A photo without a face is 400.
+//     data stays the document's single object: a client that expects an
+//     array of candidates gets that object instead, so in JavaScript or
+//     TypeScript data[0] and data.length are undefined (no candidate), and
+//     a typed decoder expecting a list (Gson, Moshi, Codable) fails with a
+//     type error. Serving an array would break the document's clients, so
+//     faced does not.
 //
 //   - Face detection: every face, biggest first. bounding_box is [x1, y1,
 //     x2, y2, detection confidence]; points are the five landmarks (left
@@ -998,6 +1015,8 @@ func (h *handler) identify(r *http.Request, body []byte) (reply, error) {
 			data["name"] = best.Person.Name
 		}
 		data["score"] = round6(Score(best.Confidence))
+		// The SDKs read "confidence": the same number (package doc).
+		data["confidence"] = data["score"]
 	}
 	return ok(data, "identify processed successfully"), nil
 }

@@ -99,8 +99,13 @@
 //     Retry-After: 1. Each request is bounded by 30 s; the deadline
 //     passing is 503.
 //
-//   - Routing: an unknown path is the documented 404; a known path with
-//     another method is 405 with an Allow header.
+//   - Routing: an unknown path is the documented 404 (also one below a
+//     known route: cmd/faced TestUnknownSubPathsAreNotFound); a known path
+//     with another method is 405 with an Allow header.
+//
+// Real clients: none beyond the document's examples has been replayed
+// against this dialect yet (issue 19 found none), so it accommodates
+// nothing the document does not show.
 package users
 
 import (

@@ -84,7 +84,9 @@ func serveConfig(args, environ []string, stderr io.Writer) (daemon.Loader, error
 // READY=1 once serving, STATUS= lines, WATCHDOG=1 while a probe of the
 // inference path and the store passes, and STOPPING=1. SIGHUP reloads the
 // configuration (Daemon.Reload): keys, threshold, log level and TLS
-// certificate, without dropping connections.
+// certificate, without dropping connections. A dialect with a listen of
+// its own (dialects.<name>.listen) is also served at the root of that
+// address.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loader, err := serveConfig(args, os.Environ(), stderr)
 	if err != nil {
@@ -163,11 +165,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Inference latency per model goes to /metrics.
 	d.Service.Pipeline().SetObserver(srv.ObserveInference)
-	srv.Mount("/compat/users", users.New(d.Service, srv, logger))
-	srv.Mount("/compat/facesearch", facesearch.New(d.Service, srv, logger))
-	srv.Mount("/compat/trueface", trueface.New(d.Service, srv, logger))
-	srv.Mount("/compat/miicloud", miicloud.New(d.Service, srv, logger))
-	srv.Mount("/compat/findface", findface.New(d.Service, srv, logger))
+	// Every dialect below /compat/<name>; one with a listen of its own is
+	// served at that listener's root too (the same handler).
+	dialects := map[string]http.Handler{
+		"users":      users.New(d.Service, srv, logger),
+		"facesearch": facesearch.New(d.Service, srv, logger, facesearch.WithErrorAliases()),
+		"trueface":   trueface.New(d.Service, srv, logger),
+		"miicloud":   miicloud.New(d.Service, srv, logger),
+		"findface":   findface.New(d.Service, srv, logger),
+	}
+	for _, n := range cfg.Dialects.ByName() {
+		srv.Mount("/compat/"+n.Name, dialects[n.Name])
+	}
 	if len(listeners) > 0 {
 		logger.Info("listening on the sockets systemd passed; listen setting not used", "sockets", len(listeners))
 	} else {
@@ -177,10 +186,40 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		listeners = []net.Listener{ln}
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
-		// Connection-level errors (failed TLS handshakes of port scanners
-		// and TCP probes among them) go to the daemon's log, not stderr.
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo)}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
+			// Connection-level errors (failed TLS handshakes of port scanners
+			// and TCP probes among them) go to the daemon's log, not stderr.
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo)}
+	}
+	hs := newServer(srv.Handler())
+	type serving struct {
+		hs *http.Server
+		ln net.Listener
+	}
+	var all []serving
+	for _, ln := range listeners {
+		all = append(all, serving{hs, ln})
+	}
+	// The dialects' own listeners, bound before anything is served so a
+	// taken address fails the start, not a request later.
+	servers := []*http.Server{hs}
+	for _, n := range cfg.Dialects.ByName() {
+		if n.Listen == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", n.Listen)
+		if err != nil {
+			for _, s := range all {
+				s.ln.Close()
+			}
+			return errors.Join(fmt.Errorf("serve: dialects.%s.listen: %w", n.Name, err), closeDaemon())
+		}
+		ds := newServer(srv.Root(n.Name, dialects[n.Name]))
+		servers = append(servers, ds)
+		all = append(all, serving{ds, ln})
+		logger.Info("serving dialect", "dialect", n.Name, "addr", ln.Addr().String(), "tls", tlsConfig != nil)
+	}
 	var addrs []string
 	for _, ln := range listeners {
 		addrs = append(addrs, ln.Addr().String())
@@ -188,13 +227,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := strings.Join(addrs, ",")
 	logger.Info("serving", "addr", addr, "tls", tlsConfig != nil, "backend", cfg.Vision.Backend,
 		"embedder", d.Service.EmbedderID(), "faces", d.Service.IndexSize(), "data", cfg.DataDir)
-	errc := make(chan error, len(listeners))
-	for _, ln := range listeners {
+	errc := make(chan error, len(all))
+	for _, s := range all {
 		go func() {
 			if tlsConfig != nil {
-				errc <- hs.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+				errc <- s.hs.ServeTLS(s.ln, "", "") // the certificate comes from TLSConfig
 			} else {
-				errc <- hs.Serve(ln)
+				errc <- s.hs.Serve(s.ln)
 			}
 		}()
 	}
@@ -249,8 +288,10 @@ loop:
 	<-wdDone
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		serveErr = errors.Join(serveErr, fmt.Errorf("serve: drain: %w", err))
+	for _, s := range servers {
+		if err := s.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = errors.Join(serveErr, fmt.Errorf("serve: drain: %w", err))
+		}
 	}
 	// Only once no request runs: the daemon closes the store last.
 	if err := closeDaemon(); err != nil {

@@ -96,7 +96,7 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		}
 		// Not ctx: sync runs until Close, which flushes it.
 		d.Sync.Start(context.WithoutCancel(ctx))
-		logger.Info("fleet sync on", "broker", syncCfg.URL, "device_id", syncCfg.DeviceID, "topics", syncCfg.TopicPrefix+"/"+syncCfg.DeviceID+"/#")
+		logger.Info("fleet sync on", "broker", fleetsync.RedactURL(syncCfg.URL), "device_id", syncCfg.DeviceID, "topics", syncCfg.TopicPrefix+"/"+syncCfg.DeviceID+"/#")
 	}
 	if d.control, err = StartControl(dataDir, db, logger); err != nil {
 		d.Close()

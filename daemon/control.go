@@ -49,9 +49,12 @@ func socketAddr(path string) (string, func(), error) {
 	return short, func() { dir.Close() }, nil
 }
 
-// ControlServer answers local maintenance requests while the daemon runs:
-// GET /backup streams a consistent snapshot of the store (bbolt holds the
-// file lock, so another process cannot read it directly).
+// ControlServer answers local maintenance requests while the daemon runs
+// (bbolt holds the file lock, so another process cannot open the store):
+// GET /backup streams a consistent snapshot of the store; GET /keys,
+// POST /keys and POST /keys/{id}/revoke are `faced keys list|add|revoke`.
+// The API authenticates every request against the store, so a key
+// revoked here is refused from the next request on, without a restart.
 type ControlServer struct {
 	srv  *http.Server
 	ln   net.Listener
@@ -92,6 +95,7 @@ func StartControl(dataDir string, db *store.DB, logger *slog.Logger) (*ControlSe
 			logger.Error("backup over control socket failed", "err", err)
 		}
 	})
+	registerKeyRoutes(mux, db, logger)
 	c := &ControlServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, path: path}
 	go c.srv.Serve(ln)
 	return c, nil
@@ -104,10 +108,10 @@ func (c *ControlServer) Close() error {
 	return err
 }
 
-// BackupFromDaemon streams a snapshot from the daemon running on dataDir.
-func BackupFromDaemon(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
+// controlClient speaks HTTP to the control socket of dataDir.
+func controlClient(dataDir string) *http.Client {
 	path := ControlSocketPath(dataDir)
-	client := &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			addr, release, err := socketAddr(path)
 			if err != nil {
@@ -118,11 +122,15 @@ func BackupFromDaemon(ctx context.Context, dataDir string, w io.Writer) (int64, 
 			return d.DialContext(ctx, "unix", addr)
 		},
 	}}
+}
+
+// BackupFromDaemon streams a snapshot from the daemon running on dataDir.
+func BackupFromDaemon(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://faced/backup", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Do(req)
+	resp, err := controlClient(dataDir).Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("control: ask the daemon for a backup: %w", err)
 	}

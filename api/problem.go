@@ -67,6 +67,10 @@ func problemFor(err error) *Problem {
 		return &Problem{Status: http.StatusConflict, Code: "duplicate", Detail: err.Error()}
 	case errors.Is(err, service.ErrInvalid), errors.Is(err, store.ErrInvalid):
 		return badRequest("invalid", err.Error())
+	case errors.Is(err, store.ErrNoSpace):
+		// The device's disk is full: nothing was stored, and the same
+		// request succeeds once space is freed (retention, or an operator).
+		return &Problem{Status: http.StatusInsufficientStorage, Code: "insufficient_storage", Detail: "the device's storage is full; nothing was stored"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Problem{Status: http.StatusServiceUnavailable, Code: "timeout", Detail: "the request took too long"}
 	case errors.Is(err, context.Canceled):

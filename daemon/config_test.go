@@ -109,6 +109,13 @@ mqtt:
   outbox_max_messages: 5000
   outbox_max_bytes: 1000000
   shutdown_flush: 3s
+store:
+  retention:
+    events_max_age: 720h
+    events_max_count: 50000
+    images_max_age: 8760h
+    images_max_count: 2000
+    interval: 10m
 `
 
 func TestLoadConfigFull(t *testing.T) {
@@ -141,6 +148,8 @@ func TestLoadConfigFull(t *testing.T) {
 			KeepAlive: 20 * time.Second, ConnectTimeout: 5 * time.Second, MaxReconnectInterval: 30 * time.Second,
 			StatusInterval: 2 * time.Minute, OutboxMaxMessages: 5000, OutboxMaxBytes: 1000000, ShutdownFlush: 3 * time.Second,
 		},
+		Store: StoreConfig{Retention: RetentionConfig{EventsMaxAge: 30 * 24 * time.Hour, EventsMaxCount: 50000,
+			ImagesMaxAge: 365 * 24 * time.Hour, ImagesMaxCount: 2000, Interval: 10 * time.Minute}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("LoadConfig:\n got %+v\nwant %+v", cfg, want)
@@ -285,6 +294,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"dialects.findface.listen", func(c *Config) { c.Dialects.FindFace.Listen = "8081" }, "config: dialects.findface.listen: want host:port"},
 		{"dialects.trueface.listen", func(c *Config) { c.Dialects.Trueface.Listen = "127.0.0.1:8080" }, "config: dialects.trueface.listen: 127.0.0.1:8080 is already listen's address"},
 		{"dialects.findface.listen", func(c *Config) { c.Dialects.MiiCloud.Listen, c.Dialects.FindFace.Listen = ":8081", ":8081" }, "config: dialects.findface.listen: :8081 is already dialects.miicloud.listen's address"},
+		{"mqtt.url", func(c *Config) { c.MQTT.URL, c.MQTT.Password = "tcp://u:p@b:1883", "q" }, "config: mqtt.url: carries a user name or password and mqtt.username or mqtt.password is set too"},
+		{"store.retention.events_max_age", func(c *Config) { c.Store.Retention.EventsMaxAge = -time.Hour }, "config: store.retention.events_max_age: must not be negative"},
+		{"store.retention.events_max_count", func(c *Config) { c.Store.Retention.EventsMaxCount = -1 }, "config: store.retention.events_max_count: must not be negative"},
+		{"store.retention.images_max_age", func(c *Config) { c.Store.Retention.ImagesMaxAge = -time.Hour }, "config: store.retention.images_max_age: must not be negative"},
+		{"store.retention.images_max_count", func(c *Config) { c.Store.Retention.ImagesMaxCount = -1 }, "config: store.retention.images_max_count: must not be negative"},
+		{"store.retention.interval", func(c *Config) { c.Store.Retention.Interval = time.Second }, "config: store.retention.interval: must be at least 1m0s"},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "door-1" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].id", key(func(k *KeyConfig) { k.ID = "0123456789AB" }), `config: keys[0].id: want 12 lowercase hex digits`},
 		{"keys[0].name", key(func(k *KeyConfig) { k.Name = "" }), "config: keys[0].name: required"},

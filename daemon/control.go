@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/facedhq/faced/store"
@@ -20,9 +21,40 @@ import (
 // use it, and nobody else, so it needs no API key.
 func ControlSocketPath(dataDir string) string { return filepath.Join(dataDir, "faced.sock") }
 
-// ControlServer answers local maintenance requests while the daemon runs:
-// GET /backup streams a consistent snapshot of the store (bbolt holds the
-// file lock, so another process cannot read it directly).
+// maxSunPath is the room for a path in sockaddr_un on Linux (108 bytes
+// with the terminating NUL).
+const maxSunPath = 107
+
+// socketAddr is the address to bind or connect for the socket at path,
+// and a cleanup to call once the bind or connect is done (or, for a
+// listener, once it is closed). A path longer than sun_path allows (a data
+// directory over ~96 bytes) is reached through the directory's descriptor,
+// /proc/self/fd/N/faced.sock: the kernel resolves the path in the
+// directory itself, so the socket still lives at ControlSocketPath, where
+// the other side finds it the same way. No second location, no symlink,
+// nothing to clean up when the daemon is killed.
+func socketAddr(path string) (string, func(), error) {
+	if len(path) <= maxSunPath {
+		return path, func() {}, nil
+	}
+	dir, err := os.OpenFile(filepath.Dir(path), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, fmt.Errorf("control: open the socket's directory: %w", err)
+	}
+	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	if len(short) > maxSunPath {
+		dir.Close()
+		return "", nil, fmt.Errorf("control: socket name %q is too long", filepath.Base(path))
+	}
+	return short, func() { dir.Close() }, nil
+}
+
+// ControlServer answers local maintenance requests while the daemon runs
+// (bbolt holds the file lock, so another process cannot open the store):
+// GET /backup streams a consistent snapshot of the store; GET /keys,
+// POST /keys and POST /keys/{id}/revoke are `faced keys list|add|revoke`.
+// The API authenticates every request against the store, so a key
+// revoked here is refused from the next request on, without a restart.
 type ControlServer struct {
 	srv  *http.Server
 	ln   net.Listener
@@ -37,10 +69,20 @@ func StartControl(dataDir string, db *store.DB, logger *slog.Logger) (*ControlSe
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("control: remove stale socket: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	addr, release, err := socketAddr(path)
 	if err != nil {
-		return nil, fmt.Errorf("control: %w", err)
+		return nil, err
 	}
+	ln, err := net.Listen("unix", addr)
+	// Bound: the socket is a file in the directory, named by path from now
+	// on; the directory's descriptor (long paths) is no longer needed.
+	release()
+	if err != nil {
+		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
+	}
+	// Close must not unlink by addr, which may have been a /proc path;
+	// Close removes path itself.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
@@ -53,6 +95,7 @@ func StartControl(dataDir string, db *store.DB, logger *slog.Logger) (*ControlSe
 			logger.Error("backup over control socket failed", "err", err)
 		}
 	})
+	registerKeyRoutes(mux, db, logger)
 	c := &ControlServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, path: path}
 	go c.srv.Serve(ln)
 	return c, nil
@@ -65,20 +108,29 @@ func (c *ControlServer) Close() error {
 	return err
 }
 
-// BackupFromDaemon streams a snapshot from the daemon running on dataDir.
-func BackupFromDaemon(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
+// controlClient speaks HTTP to the control socket of dataDir.
+func controlClient(dataDir string) *http.Client {
 	path := ControlSocketPath(dataDir)
-	client := &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			addr, release, err := socketAddr(path)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return d.DialContext(ctx, "unix", addr)
 		},
 	}}
+}
+
+// BackupFromDaemon streams a snapshot from the daemon running on dataDir.
+func BackupFromDaemon(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://faced/backup", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Do(req)
+	resp, err := controlClient(dataDir).Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("control: ask the daemon for a backup: %w", err)
 	}

@@ -21,9 +21,13 @@ type Daemon struct {
 	Store   *store.DB
 	Service *service.Service
 	// Sync is nil unless MQTT is configured.
-	Sync    *fleetsync.Syncer
-	control *ControlServer
-	flush   time.Duration
+	Sync *fleetsync.Syncer
+	// Pruner enforces store.retention in the background.
+	Pruner     *Pruner
+	stopPruner context.CancelFunc
+	prunerDone chan struct{}
+	control    *ControlServer
+	flush      time.Duration
 }
 
 // Options are what Open sets up.
@@ -36,11 +40,15 @@ type Options struct {
 	MQTT MQTTConfig
 	// Version is reported to the fleet.
 	Version string
+	// Retention bounds events and kept crops; the zero value prunes
+	// nothing.
+	Retention RetentionConfig
 }
 
 // Options gathers what Open needs from the configuration.
 func (cfg Config) Options(version string) Options {
-	return Options{DataDir: cfg.DataDir, Vision: cfg.Vision, Service: cfg.ServiceConfig(), MQTT: cfg.MQTT, Version: version}
+	return Options{DataDir: cfg.DataDir, Vision: cfg.Vision, Service: cfg.ServiceConfig(), MQTT: cfg.MQTT, Version: version,
+		Retention: cfg.Store.Retention}
 }
 
 // Open loads the models and opens the store at the same time (each takes
@@ -96,24 +104,37 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		}
 		// Not ctx: sync runs until Close, which flushes it.
 		d.Sync.Start(context.WithoutCancel(ctx))
-		logger.Info("fleet sync on", "broker", syncCfg.URL, "device_id", syncCfg.DeviceID, "topics", syncCfg.TopicPrefix+"/"+syncCfg.DeviceID+"/#")
+		logger.Info("fleet sync on", "broker", fleetsync.RedactURL(syncCfg.URL), "device_id", syncCfg.DeviceID, "topics", syncCfg.TopicPrefix+"/"+syncCfg.DeviceID+"/#")
 	}
 	if d.control, err = StartControl(dataDir, db, logger); err != nil {
 		d.Close()
 		return nil, err
 	}
+	// Prune at once (a device that was off for months starts with its
+	// history already due) and then on schedule; not ctx: until Close.
+	d.Pruner = NewPruner(db, opts.Retention, logger)
+	if opts.Retention.Interval > 0 {
+		pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		d.stopPruner, d.prunerDone = stop, make(chan struct{})
+		go func() { defer close(d.prunerDone); d.Pruner.Run(pctx) }()
+	}
 	return d, nil
 }
 
 // Close stops fleet sync (publishing what it can of the outbox within
-// mqtt.shutdown_flush), the control socket, then closes the store and the
-// models.
+// mqtt.shutdown_flush), the pruner, the control socket, then closes the
+// store and the models.
 func (d *Daemon) Close() error {
 	var errs []error
 	if d.Sync != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), d.flush)
 		errs = append(errs, d.Sync.Close(ctx))
 		cancel()
+	}
+	if d.stopPruner != nil {
+		// A prune stops between batches; what it removed stays removed.
+		d.stopPruner()
+		<-d.prunerDone
 	}
 	if d.control != nil {
 		errs = append(errs, d.control.Close())

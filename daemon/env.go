@@ -38,13 +38,13 @@ const EnvPrefix = "FACED_"
 // (runtimes, caches, tests, benchmarks); ApplyEnv ignores them. A name
 // ending in "_" is a prefix.
 var NonConfigEnv = []string{
-	"FACED_DEPS_DIR",  // runtimes and models (models.FindDir)
-	"FACED_CACHE_DIR", // make deps' download cache
-	"FACED_TEST_",     // test data and helpers (FACED_TEST_DATA)
-	"FACED_STUB_",     // accel/tflite test stubs
-	"FACED_CRASH_",    // service crash-test children
-	"FACED_STORE_",    // store crash-test children
-	"FACED_INDEX_",    // index benchmarks (FACED_INDEX_BENCH, FACED_INDEX_SWEEP)
+	"FACED_DEPS_DIR",     // runtimes and models (models.FindDir)
+	"FACED_CACHE_DIR",    // make deps' download cache
+	"FACED_TEST_",        // test data and helpers (FACED_TEST_DATA)
+	"FACED_STUB_",        // accel/tflite test stubs
+	"FACED_CRASH_",       // service crash-test children
+	"FACED_STORE_CRASH_", // store crash-test children (FACED_STORE_RETENTION_* are settings)
+	"FACED_INDEX_",       // index benchmarks (FACED_INDEX_BENCH, FACED_INDEX_SWEEP)
 }
 
 func isNonConfigEnv(name string) bool {

@@ -15,7 +15,10 @@ import (
 // alone and queues nothing.
 type MQTTConfig struct {
 	// URL of the broker: tcp://host:1883, or ssl://host:8883 for TLS
-	// (flag --mqtt).
+	// (flag --mqtt). It may carry credentials (tcp://user:pass@host:1883),
+	// which are never logged; username and password (FACED_MQTT_PASSWORD)
+	// are better, as the URL also shows in process listings when given as
+	// a flag. Not both.
 	URL string `yaml:"url"`
 	// DeviceID names the device in topics (flag --device-id); empty means
 	// the host name.
@@ -99,6 +102,8 @@ func (m MQTTConfig) validate(bad func(field, format string, args ...any)) {
 	}
 	if err := fleetsync.CheckURL(m.URL); err != nil {
 		bad("mqtt.url", "%v", err)
+	} else if fleetsync.URLHasCredentials(m.URL) && (m.Username != "" || m.Password != "") {
+		bad("mqtt.url", "carries a user name or password and mqtt.username or mqtt.password is set too: give the credentials once")
 	}
 	if (m.CertFile == "") != (m.KeyFile == "") {
 		bad("mqtt.cert_file", "cert_file and key_file go together")

@@ -223,6 +223,12 @@ func indexPrefix(prefix string) []byte { return indexKey(prefix, nil) }
 // record it belongs to and decoded with it.
 const maxMetaBytes = 64 << 10
 
+// MaxMetaDepth bounds how deeply metadata objects and arrays nest (the
+// top-level object is depth 1). 64 KB of "[[[[..." is 32 000 levels, which
+// every reader of the record (vendor dialects, the fleet backend, a
+// browser) would have to recurse through; real metadata is a few levels.
+const MaxMetaDepth = 16
+
 func encodeMeta(m Metadata) ([]byte, error) {
 	if len(m) == 0 {
 		return nil, nil
@@ -234,7 +240,36 @@ func encodeMeta(m Metadata) ([]byte, error) {
 	if len(b) > maxMetaBytes {
 		return nil, fmt.Errorf("%w: metadata is %d bytes encoded, limit %d", ErrInvalid, len(b), maxMetaBytes)
 	}
+	if d := jsonDepth(b); d > MaxMetaDepth {
+		return nil, fmt.Errorf("%w: metadata nests objects and arrays %d deep, limit %d", ErrInvalid, d, MaxMetaDepth)
+	}
 	return b, nil
+}
+
+// jsonDepth is the deepest nesting of objects and arrays in the JSON
+// text b (valid, as json.Marshal wrote it). It reads the encoding rather
+// than the Go value, so typed values ([]string, structs) count the same.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++ // skip the escaped character
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func decodeMeta(b []byte) (Metadata, error) {

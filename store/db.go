@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -159,12 +161,31 @@ func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.bolt.Update(func(tx *bbolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
 		return ctx.Err()
 	})
+	if noSpace(err) {
+		// bbolt rolled the transaction back: nothing was written.
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// noSpace reports a full file system or quota. bbolt returns write errors
+// as they come (*os.PathError), but formats a failed file growth with %s,
+// losing the errno, so its text is matched too.
+func noSpace(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())
 }
 
 // view runs fn on a consistent read-only snapshot.

@@ -24,4 +24,8 @@ var (
 	// ErrLocked: another process (normally the running daemon) holds the
 	// database file.
 	ErrLocked = errors.New("database is locked by another process")
+	// ErrNoSpace: a write failed because the file system is full or the
+	// owner's quota is used up (ENOSPC, EDQUOT). Nothing was written; the
+	// same write succeeds once space is freed.
+	ErrNoSpace = errors.New("no space left for the store")
 )

@@ -122,7 +122,7 @@ func decodeEvent(key, v []byte) (Event, error) {
 }
 
 func checkEvent(e *Event, snapshot []byte) error {
-	if err := checkText("camera id", e.CameraID, maxIDLen); err != nil {
+	if err := checkIDText("camera id", e.CameraID, maxIDLen); err != nil {
 		return err
 	}
 	if e.PersonID != "" {

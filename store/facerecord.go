@@ -186,13 +186,13 @@ func (db *DB) prepareFaces(in []NewFace) ([]NewFace, error) {
 			if f.EmbedderID == "" {
 				return fmt.Errorf("%w: embedder id is empty", ErrInvalid)
 			}
-			if err := checkText("embedder id", f.EmbedderID, maxEmbedderLen); err != nil {
+			if err := checkIDText("embedder id", f.EmbedderID, maxEmbedderLen); err != nil {
 				return err
 			}
 			if !finite(f.Box[:]...) || !finite(f.Quality) {
 				return fmt.Errorf("%w: box or quality has NaN or Inf", ErrInvalid)
 			}
-			if err := checkText("camera id", f.CameraID, maxIDLen); err != nil {
+			if err := checkIDText("camera id", f.CameraID, maxIDLen); err != nil {
 				return err
 			}
 			if len(nf.Image) > MaxImageBytes {

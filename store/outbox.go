@@ -101,7 +101,7 @@ func (db *DB) enqueue(tx *bbolt.Tx, msgs []OutboxMessage) error {
 		if m.Topic == "" {
 			return fmt.Errorf("%w: outbox message %d has no topic", ErrInvalid, i+1)
 		}
-		if err := checkText("outbox topic", m.Topic, maxTopicLen); err != nil {
+		if err := checkIDText("outbox topic", m.Topic, maxTopicLen); err != nil {
 			return err
 		}
 		if bound := db.opts.OutboxMaxBytes; bound > 0 && m.size() > bound {

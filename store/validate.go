@@ -24,16 +24,41 @@ const (
 	MaxImageBytes = 8 << 20
 )
 
-// checkID accepts 1..maxIDLen bytes of UTF-8 without control characters:
-// ids come from customers' systems, so we allow any printable text, but
-// they become key prefixes and must not contain NUL.
+// checkID accepts 1..maxIDLen bytes of UTF-8 without control or format
+// characters: ids come from customers' systems, so we allow any visible
+// text, but they become key prefixes and must not contain NUL.
 func checkID(what, s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
 	}
-	return checkText(what, s, maxIDLen)
+	return checkIDText(what, s, maxIDLen)
 }
 
+// checkIDText is checkID for ids that may be empty (a camera id, an
+// embedder id) or have their own limit. Ids refuse every Unicode format
+// character (category Cf: bidi overrides and isolates, zero-width spaces
+// and joiners, the byte-order mark, soft hyphens...): they are invisible,
+// so "alice" and "al\u200bice" would be two persons, or two cameras, that
+// no screen or log can tell apart.
+func checkIDText(what, s string, max int) error {
+	if err := checkText(what, s, max); err != nil {
+		return err
+	}
+	if i := strings.IndexFunc(s, isFormat); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("%w: %s %q contains an invisible Unicode format character (%U at byte %d); ids must be visible text",
+			ErrInvalid, what, s, r, i)
+	}
+	return nil
+}
+
+// checkText accepts free text (names, e-mail addresses, phone numbers):
+// valid UTF-8 within max bytes, without control characters, and without
+// the format characters that only disguise text: everything in category
+// Cf except the zero-width joiner and non-joiner (U+200D, U+200C), which
+// Persian, Indic and emoji spellings need. So bidi overrides ("Bob
+// \u202egnp.exe" shows as "Bob exe.png"), zero-width spaces and
+// byte-order marks are refused in names too.
 func checkText(what, s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrInvalid, what, len(s), max)
@@ -44,8 +69,19 @@ func checkText(what, s string, max int) error {
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return fmt.Errorf("%w: %s %q contains a control character", ErrInvalid, what, s)
 	}
+	if i := strings.IndexFunc(s, isDisguise); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("%w: %s %q contains an invisible Unicode format character (%U at byte %d)", ErrInvalid, what, s, r, i)
+	}
 	return nil
 }
+
+// isFormat reports Unicode category Cf.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// isDisguise is a format character that text has no need for: Cf
+// without the joiners.
+func isDisguise(r rune) bool { return r != '\u200c' && r != '\u200d' && isFormat(r) }
 
 // ValidGalleryName reports whether name matches [a-zA-Z0-9_-]{1,48}, the
 // rule every vendor API we emulate can represent.

@@ -14,7 +14,10 @@ import (
 // Config connects a device to its fleet broker.
 type Config struct {
 	// URL of the broker: tcp://host:1883, or ssl://host:8883 (also tls://,
-	// mqtts://) for TLS.
+	// mqtts://) for TLS. Credentials in it (tcp://user:password@host:1883)
+	// are used when Username and Password are empty; they are taken out of
+	// the URL before it is kept, and every log line and error shows the
+	// URL through RedactURL.
 	URL string
 	// DeviceID names the device in topics and its MQTT client id.
 	DeviceID string
@@ -37,6 +40,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	c.moveCredentials()
 	if c.TopicPrefix == "" {
 		c.TopicPrefix = "faced"
 	}
@@ -82,19 +86,70 @@ func (c Config) Check() error {
 	return errors.Join(errs...)
 }
 
-// CheckURL accepts the broker URLs the client speaks.
+// moveCredentials takes user name and password out of the URL into
+// Username and Password (unless those are set), so that the URL the
+// syncer keeps, logs and hands to the client carries no secret.
+func (c *Config) moveCredentials() {
+	u, err := url.Parse(c.URL)
+	if err != nil || u.User == nil {
+		return
+	}
+	if c.Username == "" {
+		c.Username = u.User.Username()
+	}
+	if p, ok := u.User.Password(); ok && c.Password == "" {
+		c.Password = p
+	}
+	u.User = nil
+	c.URL = u.String()
+}
+
+// URLHasCredentials reports whether a broker URL carries a user name or
+// password.
+func URLHasCredentials(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.Contains(raw, "@")
+	}
+	return u.User != nil
+}
+
+// RedactURL is a broker URL fit for logs and errors: any user name and
+// password become "***" (tcp://***@host:1883). A URL that does not parse
+// loses everything up to its last "@", where credentials would be.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		u.User = nil
+		return strings.Replace(u.String(), "://", "://***@", 1)
+	}
+	// Unparsed, or parsed oddly ("user:pass@host:1883" reads as scheme
+	// "user"): an "@" may still end credentials.
+	i := strings.LastIndex(raw, "@")
+	if i < 0 {
+		return raw
+	}
+	if scheme, _, ok := strings.Cut(raw, "://"); ok && !strings.Contains(scheme, "@") {
+		return scheme + "://***" + raw[i:]
+	}
+	return "***" + raw[i:]
+}
+
+// CheckURL accepts the broker URLs the client speaks. Its errors show the
+// URL redacted: a broker URL may carry a password.
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("broker url: %v", err)
+		// url.Parse's error quotes the whole URL, password included.
+		return fmt.Errorf("broker url %q does not parse as a URL (percent-encode special characters of a user name or password, or use mqtt.username and mqtt.password)", RedactURL(raw))
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts":
 	default:
-		return fmt.Errorf("broker url %q: want tcp://host:port or ssl://host:port", raw)
+		return fmt.Errorf("broker url %q: want tcp://host:port or ssl://host:port", RedactURL(raw))
 	}
 	if u.Hostname() == "" || u.Port() == "" {
-		return fmt.Errorf("broker url %q: want host and port", raw)
+		return fmt.Errorf("broker url %q: want host and port", RedactURL(raw))
 	}
 	return nil
 }

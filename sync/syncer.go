@@ -234,7 +234,7 @@ func (s *Syncer) connectLoop(ctx context.Context) {
 			}
 			s.stats.connectFailures.Add(1)
 			s.logger.Error("mqtt: cannot connect to the fleet broker, will retry (the API keeps working; events wait in the outbox)",
-				"broker", s.cfg.URL, "client_id", "faced-"+s.cfg.DeviceID, "error", explain(err), "retry_in", backoff)
+				"broker", RedactURL(s.cfg.URL), "client_id", "faced-"+s.cfg.DeviceID, "error", explain(err), "retry_in", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, s.cfg.MaxReconnectInterval)
 			continue
@@ -244,7 +244,7 @@ func (s *Syncer) connectLoop(ctx context.Context) {
 		}
 		first = false
 		backoff = firstBackoff
-		s.logger.Info("mqtt: connected", "broker", s.cfg.URL, "device_id", s.cfg.DeviceID)
+		s.logger.Info("mqtt: connected", "broker", RedactURL(s.cfg.URL), "device_id", s.cfg.DeviceID)
 		s.stayConnected(ctx)
 	}
 }

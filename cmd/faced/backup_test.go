@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,24 +64,52 @@ func TestBackupRestoreStopped(t *testing.T) {
 // gets a consistent snapshot through the control socket, and restore into
 // the live data directory is refused.
 func TestBackupWhileServing(t *testing.T) {
-	dir := t.TempDir()
+	t.Run("short data dir", func(t *testing.T) { testBackupWhileServing(t, t.TempDir()) })
+	// Issue 12 #10: a data directory whose socket path exceeds the 108
+	// bytes of sun_path stopped start-up.
+	t.Run("long data dir", func(t *testing.T) { testBackupWhileServing(t, longDir(t)) })
+}
+
+// longDir is a data directory whose control socket path is far beyond
+// the Unix socket limit (108 bytes with the NUL).
+func longDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name-", 4), strings.Repeat("and-another-one-", 4))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(daemon.ControlSocketPath(dir)); n <= 108 {
+		t.Fatalf("socket path is %d bytes, want more than 108", n)
+	}
+	return dir
+}
+
+func testBackupWhileServing(t *testing.T, dir string) {
 	seedStore(t, dir, "ada")
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{})
+	var serveErr error
 	go func() {
+		defer close(done)
 		var out, errOut bytes.Buffer
-		done <- run(ctx, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0"}, &out, &errOut)
+		serveErr = run(ctx, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+		<-done
+		if serveErr != nil {
+			t.Errorf("serve: %v", serveErr)
 		}
 	})
 	sock := daemon.ControlSocketPath(dir)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("serve exited before its control socket appeared: %v", serveErr)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("daemon did not start")

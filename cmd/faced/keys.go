@@ -18,8 +18,10 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
-// cmdKeys manages the API keys in the store: add, list, revoke. It opens
-// the store directly, so the daemon must be stopped (for now).
+// cmdKeys manages the API keys in the store: add, list, revoke. With the
+// daemon stopped it opens the store itself; while the daemon runs (and
+// holds the store's lock) it asks the daemon over its control socket, and
+// a revocation takes effect at the daemon's next request.
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return dispatch(ctx, "keys", map[string]command{
 		"add":    cmdKeysAdd,
@@ -70,16 +72,22 @@ func cmdKeysHash(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// openKeyStore opens the store of dataDir for the keys verbs, turning
-// ErrLocked into an error that says what to do.
+// openKeyStore opens the store of dataDir for the keys verbs. When another
+// process holds it (errors.Is(err, store.ErrLocked)), the caller asks the
+// daemon instead (viaDaemon).
 func openKeyStore(dataDir string) (*store.DB, error) {
-	path := daemon.DBPath(dataDir)
-	db, err := store.Open(path, store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("the faced daemon is running and holds %s: stop it to manage keys "+
-			"(keys changes need the daemon stopped for now): %w", path, err)
+	return store.Open(daemon.DBPath(dataDir), store.Options{})
+}
+
+// viaDaemon runs a keys verb through the running daemon's control socket.
+// A store locked by something that does not answer there (not a faced
+// daemon, or one still starting) is an error that says both.
+func viaDaemon(dataDir string, locked error, call func() error) error {
+	err := call()
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return err
 	}
-	return db, err
+	return fmt.Errorf("%w; %w (is the daemon still starting? retry, or stop whatever holds %s)", locked, err, daemon.DBPath(dataDir))
 }
 
 // storeExists reports whether dataDir holds a store, so that list and
@@ -113,22 +121,35 @@ func cmdKeysAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("keys add: %w", err)
 	}
+	var id, token, how string
 	db, err := openKeyStore(*dataDir)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		err = viaDaemon(*dataDir, err, func() error {
+			info, err := daemon.AddKeyViaDaemon(ctx, *dataDir, strings.TrimSpace(*name), scopes)
+			id, token, how = info.ID, info.Token, " by the running daemon"
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("keys add: %w", err)
+		}
+	case err != nil:
 		return fmt.Errorf("keys add: %w", err)
-	}
-	defer db.Close()
-	k, err := service.CreateAPIKey(ctx, db, strings.TrimSpace(*name), scopes, time.Now())
-	if err != nil {
-		return fmt.Errorf("keys add: %w", err)
-	}
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("keys add: %w", err)
+	default:
+		defer db.Close()
+		k, err := service.CreateAPIKey(ctx, db, strings.TrimSpace(*name), scopes, time.Now())
+		if err != nil {
+			return fmt.Errorf("keys add: %w", err)
+		}
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("keys add: %w", err)
+		}
+		id, token = k.ID, k.Token
 	}
 	// The token alone on stdout, so `TOKEN=$(faced keys add ...)` works.
-	fmt.Fprintln(stdout, k.Token)
-	fmt.Fprintf(stderr, "keys add: created key %s (%s, scopes %s); the token above will not be shown again\n",
-		k.ID, strings.TrimSpace(*name), strings.Join(scopes, ","))
+	fmt.Fprintln(stdout, token)
+	fmt.Fprintf(stderr, "keys add: created key %s (%s, scopes %s)%s; the token above will not be shown again\n",
+		id, strings.TrimSpace(*name), strings.Join(scopes, ","), how)
 	return nil
 }
 
@@ -157,25 +178,27 @@ func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("keys list: %w", err)
 	}
 	if ok {
+		var keys []daemon.KeyInfo
 		db, err := openKeyStore(*dataDir)
-		if err != nil {
-			return fmt.Errorf("keys list: %w", err)
+		switch {
+		case errors.Is(err, store.ErrLocked):
+			err = viaDaemon(*dataDir, err, func() (err error) {
+				keys, err = daemon.ListKeysFromDaemon(ctx, *dataDir)
+				return err
+			})
+		case err == nil:
+			var stored []store.APIKey
+			stored, err = db.ListAPIKeys(ctx)
+			db.Close()
+			for _, k := range stored {
+				keys = append(keys, daemon.KeyInfoOf(k))
+			}
 		}
-		keys, err := db.ListAPIKeys(ctx)
-		db.Close()
 		if err != nil {
 			return fmt.Errorf("keys list: %w", err)
 		}
 		for _, k := range keys {
-			info := keyInfo{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.CreatedAt.UTC()}
-			if info.Scopes == nil {
-				info.Scopes = []string{}
-			}
-			if k.RevokedAt != nil {
-				t := k.RevokedAt.UTC()
-				info.Revoked = &t
-			}
-			infos = append(infos, info)
+			infos = append(infos, keyInfo{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.CreatedAt, Revoked: k.RevokedAt})
 		}
 	}
 	if *asJSON {
@@ -226,6 +249,22 @@ func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("keys revoke: key %q: %w (no store at %s)", id, store.ErrNotFound, daemon.DBPath(*dataDir))
 	}
 	db, err := openKeyStore(*dataDir)
+	if errors.Is(err, store.ErrLocked) {
+		var k daemon.KeyInfo
+		err = viaDaemon(*dataDir, err, func() (err error) {
+			k, err = daemon.RevokeKeyViaDaemon(ctx, *dataDir, id)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("keys revoke: %w", err)
+		}
+		if k.AlreadyRevoked && k.RevokedAt != nil {
+			fmt.Fprintf(stdout, "keys revoke: key %s (%s) was already revoked at %s\n", k.ID, k.Name, k.RevokedAt.Format(time.RFC3339))
+			return nil
+		}
+		fmt.Fprintf(stdout, "keys revoke: key %s (%s) revoked; the running daemon refuses it from now on\n", k.ID, k.Name)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("keys revoke: %w", err)
 	}

@@ -36,7 +36,7 @@ commands:
   models    list the model catalogue and verify the files (list | verify)
   backup    write a consistent snapshot of the store: backup [--data-dir DIR] FILE
   restore   replace the store with a snapshot: restore [--data-dir DIR] FILE
-  keys      manage API keys, daemon stopped (add | list | revoke | hash)
+  keys      manage API keys, also on a running daemon (add | list | revoke | hash)
   detect    print the faces of photos as JSON: detect [--config FILE] [model flags] PHOTO...
   config    check [--config FILE] (file and FACED_* environment) | default (print every setting)
   version   print the version

@@ -163,6 +163,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			logger.Warn("sync metrics not registered", "err", err)
 		}
 	}
+	if err := srv.RegisterMetrics(d.Pruner); err != nil {
+		logger.Warn("retention metrics not registered", "err", err)
+	}
 	// Inference latency per model goes to /metrics.
 	d.Service.Pipeline().SetObserver(srv.ObserveInference)
 	// Every dialect below /compat/<name>; one with a listen of its own is

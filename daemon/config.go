@@ -579,6 +579,9 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	if v.Sessions < 0 {
 		bad("vision.sessions", "must not be negative")
 	}
+	if v.MinFacePx < 0 || v.MinFacePx > 65535 {
+		bad("vision.min_face_px", "want 0..65535 pixels, got %d", v.MinFacePx)
+	}
 	if v.MinScore < 0 || v.MinScore > 1 {
 		bad("vision.min_score", "want 0..1, got %v", v.MinScore)
 	}

@@ -39,8 +39,14 @@ type VisionConfig struct {
 	Liveness   string `json:"liveness" yaml:"liveness"`
 	Attributes bool   `json:"attributes" yaml:"attributes"`
 
-	// MinScore is the detection confidence a face needs.
+	// MinScore is the detection confidence a face needs; 0: the
+	// detector's measured default (models/manifest.json).
 	MinScore float32 `json:"min_score" yaml:"min_score"`
+	// MinFacePx is the smallest face detection looks for, in photo
+	// pixels; 0: 20 px or 1/48 of the photo's long side, whichever is
+	// bigger (face.FaceSearch). Smaller means more detector runs on large
+	// photos.
+	MinFacePx int `json:"min_face_px" yaml:"min_face_px"`
 	// DepsDir holds lib/ and models/ (default: models.FindDir()).
 	DepsDir string `json:"deps_dir" yaml:"deps_dir"`
 	// EdgeTPULibrary is libedgetpu.so.1's path for the edgetpu device.
@@ -71,7 +77,6 @@ func DefaultVision() VisionConfig {
 		Embedder:   "arcface-r512",
 		Liveness:   "minifasnet-3class",
 		Attributes: true,
-		MinScore:   0.7,
 	}
 }
 
@@ -137,6 +142,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		DepsDir: dir, Backends: v.Backends,
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
 		Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
+		Search:  face.FaceSearch{MinFace: float32(cfg.MinFacePx)},
 		Observe: cfg.Observe,
 	})
 	if err != nil {

@@ -42,14 +42,21 @@ type Config struct {
 	Sessions int
 	// Limits bound the photos Decode accepts.
 	Limits Limits
-	// MinScore is the detection confidence a face needs; 0 means 0.7.
+	// MinScore is the detection confidence a face needs; 0 means the
+	// detector's manifest default, else defaultMinScore.
 	MinScore float32
+	// Search is the FaceSearch of calls whose Options leave it zero.
+	Search FaceSearch
 	// Observe, when set, receives the duration of every model run (one
 	// accelerator session run, not the wait for a free session), with the
 	// model's catalogue name. It runs on the request's goroutine and must
 	// be cheap and safe for concurrent use. SetObserver replaces it.
 	Observe func(model string, d time.Duration)
 }
+
+// defaultMinScore is the detection confidence of a detector whose
+// manifest entry gives none.
+const defaultMinScore = 0.7
 
 // DefaultAttributeModels are the networks Config.Attributes loads.
 var DefaultAttributeModels = map[models.Task]string{
@@ -93,7 +100,10 @@ type Options struct {
 	// MinFaceSize drops faces whose box is narrower or shorter than this
 	// many pixels.
 	MinFaceSize int
-	Selector    Selector
+	// Search bounds the faces detection looks for; the zero value finds
+	// faces from a close-up to 1/48 of the photo's long side.
+	Search   FaceSearch
+	Selector Selector
 	// Timings, when set, receives the time spent in each stage.
 	Timings Timings
 }
@@ -192,9 +202,6 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Sessions < 1 {
 		cfg.Sessions = 1
 	}
-	if cfg.MinScore == 0 {
-		cfg.MinScore = 0.7
-	}
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
@@ -242,6 +249,12 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if p.detector, err = models.NewDetector(p.nets[models.TaskDetect].spec); err != nil {
 		p.Close()
 		return nil, err
+	}
+	if p.cfg.MinScore == 0 {
+		p.cfg.MinScore = p.detector.Spec().MinScore
+	}
+	if p.cfg.MinScore == 0 {
+		p.cfg.MinScore = defaultMinScore
 	}
 	hasKeypoints := p.detector.Spec().Family == "blazeface"
 	switch cfg.Align {
@@ -360,7 +373,16 @@ func (p *Pipeline) DetectImage(ctx context.Context, img *Image, opts Options) ([
 		return nil, err
 	}
 	start := time.Now()
-	dets, err := p.detect(ctx, img.Mat)
+	search := opts.Search
+	if search == (FaceSearch{}) {
+		search = p.cfg.Search
+	}
+	// Faces below the caller's minimum are dropped anyway: do not look
+	// for them.
+	if m := float32(opts.MinFaceSize); m > search.minFace(img.Width, img.Height) {
+		search.MinFace = m
+	}
+	dets, err := p.detect(ctx, img.Mat, search)
 	opts.Timings.since(StageDetect, start)
 	if err != nil {
 		return nil, err
@@ -430,38 +452,6 @@ func selectFaces(dets []detection, minSize int) []detection {
 		return cmp.Compare(b.score, a.score)
 	})
 	return dets
-}
-
-func (p *Pipeline) detect(ctx context.Context, img gocv.Mat) ([]detection, error) {
-	n := p.nets[models.TaskDetect]
-	in := n.spec.Input
-	px, lb, err := letterboxPixels(img, in.Width(), in.Height(), in.Color)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := p.run(ctx, n, px)
-	if err != nil {
-		return nil, err
-	}
-	found, err := p.detector.Decode(raw, p.cfg.MinScore)
-	if err != nil {
-		return nil, err
-	}
-	w, h := img.Cols(), img.Rows()
-	var out []detection
-	for _, d := range found {
-		tl, br := lb.toPhoto(models.Point{X: d.Box.X1, Y: d.Box.Y1}), lb.toPhoto(models.Point{X: d.Box.X2, Y: d.Box.Y2})
-		box := Box{tl.X, tl.Y, br.X, br.Y}.clampTo(w, h)
-		if box.Width() < 1 || box.Height() < 1 {
-			continue
-		}
-		det := detection{box: box, score: d.Score}
-		for _, k := range d.Keypoints {
-			det.keypoints = append(det.keypoints, lb.toPhoto(k))
-		}
-		out = append(out, det)
-	}
-	return out, nil
 }
 
 // run feeds pixels to a model.

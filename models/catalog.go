@@ -75,6 +75,13 @@ type Spec struct {
 	CropScale float32 `json:"crop_scale,omitempty"`
 	// Dim is an embedder's vector length.
 	Dim int `json:"dim,omitempty"`
+	// MinFace is a detector's smallest reliably found face, in input
+	// pixels: the pipeline tiles large photos so that the faces it looks
+	// for reach this size (face.FaceSearch). Measured on wider/.
+	MinFace float32 `json:"min_face,omitempty"`
+	// MinScore is a detector's default confidence threshold, chosen on
+	// wider/ and deepface/ (README, "Choosing the models").
+	MinScore float32 `json:"min_score,omitempty"`
 }
 
 // Task is what a network computes.

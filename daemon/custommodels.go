@@ -31,8 +31,8 @@ import (
 //
 // An embedder takes the 112x112 ArcFace-aligned face and returns one vector
 // of dim values (L2-normalised by faced); its calibration gives the cosines
-// at false-accept rates 1e-3, 1e-4 and 1e-5 (`faced eval verify --config
-// FILE --embedder NAME` measures them), which place its scores on the 0-1
+// at false-accept rates 1e-3, 1e-4 and 1e-5 (`faced eval verify
+// --custom-models FILE --embedder NAME` measures them), which place its scores on the 0-1
 // confidence scale. A detector names its decoder in family (ultraface or
 // blazeface) and takes the whole photo, letterboxed to its input size.
 type CustomModel struct {
@@ -167,7 +167,7 @@ func (v VisionConfig) validateCustom(m *models.Manifest, bad func(field, format 
 		}
 		switch {
 		case c.Task == string(models.TaskEmbed) && c.Calibration == nil:
-			bad(field("calibration"), "required for an embedder: {low, medium, strict}, its cosines at false-accept rates 1e-3, 1e-4, 1e-5 (faced eval verify --config FILE --embedder %s)", c.Name)
+			bad(field("calibration"), "required for an embedder: {low, medium, strict}, its cosines at false-accept rates 1e-3, 1e-4, 1e-5 (faced eval verify --custom-models FILE --embedder %s)", c.Name)
 		case c.Task == string(models.TaskEmbed):
 			k := c.Calibration
 			ok := true

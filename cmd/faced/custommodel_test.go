@@ -293,3 +293,40 @@ func reembedHTTP(t *testing.T, addr, token string) reembedStatus {
 	getJSON(t, addr, token, "/v1/reembed", &st)
 	return st
 }
+
+// --custom-models lets eval reach a declared model: the catalogue's ArcFace
+// file under another name verifies exactly as arcface-r512 does, under its
+// own embedder id (how an integrator measures a calibration).
+func TestEvalVerifyCustomModels(t *testing.T) {
+	deps, data := testenv.DepsDir(t), testenv.DataDir(t)
+	m, err := models.LoadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arc, err := m.Model("arcface-r512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "models.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `
+vision:
+  custom_models:
+    - {name: byo-arcface, task: embed, format: onnx, file: %s, sha256: %s, license: MIT, dim: 512,
+       input: {name: input, shape: [1, 3, 112, 112], layout: NCHW, color: RGB, mean: 127, scale: 0.0078125}}
+`, filepath.Join(deps, arc.File), arc.SHA256), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"eval", "verify", "--json", "--pairs", filepath.Join(data, "deepface", "master.csv"), "--images", filepath.Join(data, "deepface")}
+	var catalogue, custom verifyJSON
+	decodeJSON(t, mustFaced(t, args...), &catalogue, verifyKeys...)
+	decodeJSON(t, mustFaced(t, append(args, "--custom-models", cfg, "--embedder", "byo-arcface")...), &custom, verifyKeys...)
+	if custom.Embedder != "byo-arcface@"+arc.SHA256[:12] {
+		t.Errorf("embedder %q", custom.Embedder)
+	}
+	if custom.Accuracy != catalogue.Accuracy || custom.AUC != catalogue.AUC || custom.Threshold != catalogue.Threshold {
+		t.Errorf("same file, different results: custom %+v, catalogue %+v", custom, catalogue)
+	}
+	if _, _, err := faced(t, append(args, "--custom-models", filepath.Join(t.TempDir(), "none.yaml"))...); err == nil {
+		t.Error("a missing --custom-models file was accepted")
+	}
+}

@@ -29,19 +29,31 @@ func personJSON(p store.Person) PersonJSON {
 // device: GET /v1/device — version, backend, models and index size.
 func (s *Server) device(r *http.Request, svc *service.Service) (response, error) {
 	type model struct {
-		Name   string `json:"name"`
-		Task   string `json:"task"`
-		SHA256 string `json:"sha256"`
+		Name    string `json:"name"`
+		Task    string `json:"task"`
+		SHA256  string `json:"sha256"`
+		License string `json:"license"`
+		Custom  bool   `json:"custom,omitempty"`
 	}
 	var ms []model
 	for _, m := range svc.Pipeline().Models() {
-		ms = append(ms, model{m.Name, string(m.Task), m.SHA256})
+		ms = append(ms, model{m.Name, string(m.Task), m.SHA256, m.License, m.Custom})
 	}
 	return response{status: http.StatusOK, body: map[string]any{
 		"version": s.cfg.Version, "backend": s.cfg.Backend, "models": ms,
 		"embedder": svc.EmbedderID(), "uptime_s": int(time.Since(s.started).Seconds()),
 		"faces": svc.IndexSize(),
 	}}, nil
+}
+
+// reembed: GET /v1/reembed — the persons with faces of another embedder
+// (service.ReembedStatus).
+func (s *Server) reembed(r *http.Request, svc *service.Service) (response, error) {
+	rep, err := svc.ReembedStatus(r.Context())
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: http.StatusOK, body: rep}, nil
 }
 
 // detectOptions reads the per-request stage switches.

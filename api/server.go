@@ -164,6 +164,7 @@ type rawJSON []byte
 func (s *Server) routes() []route {
 	return []route{
 		{"GET /v1/device", auth.ScopeRead, false, s.device},
+		{"GET /v1/reembed", auth.ScopeRead, false, s.reembed},
 		{"POST /v1/detect", auth.ScopeRead, true, s.detect},
 		{"POST /v1/verify", auth.ScopeRead, true, s.verify},
 		{"POST /v1/identify", auth.ScopeRead, true, s.identify},

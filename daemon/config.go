@@ -599,6 +599,7 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		bad("vision", "%v", err)
 		return
 	}
+	custom := v.validateCustom(m, bad)
 	for _, c := range []struct {
 		field, name string
 		task        models.Task
@@ -615,11 +616,14 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 			}
 			continue
 		}
-		spec, err := m.Model(c.name)
-		if err != nil {
-			bad(c.field, "unknown model %q (faced models list)", c.name)
-		} else if spec.Task != c.task {
-			bad(c.field, "model %q is for task %s, want %s", c.name, spec.Task, c.task)
+		task, declared := custom[c.name]
+		if spec, err := m.Model(c.name); err == nil {
+			task, declared = spec.Task, true
+		}
+		if !declared {
+			bad(c.field, "unknown model %q (faced models list, or declare it in vision.custom_models)", c.name)
+		} else if task != c.task {
+			bad(c.field, "model %q is for task %s, want %s", c.name, task, c.task)
 		}
 	}
 }
@@ -646,7 +650,8 @@ func (cfg Config) ServiceConfig() service.Config {
 	if err != nil {
 		t = service.DefaultThreshold
 	}
-	return service.Config{DefaultGallery: cfg.Service.DefaultGallery, KeepImages: cfg.Service.KeepImages, Threshold: t}
+	return service.Config{DefaultGallery: cfg.Service.DefaultGallery, KeepImages: cfg.Service.KeepImages, Threshold: t,
+		Calibrations: cfg.Vision.calibrations()}
 }
 
 // ProvisionKeys upserts keys into the store (service.ProvisionAPIKey) and

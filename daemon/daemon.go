@@ -28,6 +28,9 @@ type Daemon struct {
 	prunerDone chan struct{}
 	control    *ControlServer
 	flush      time.Duration
+	// stopReembed ends the background re-embedding of kept face crops
+	// and waits for it (nil when none runs).
+	stopReembed func()
 }
 
 // Options are what Open sets up.
@@ -97,6 +100,9 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		d.Close()
 		return nil, err
 	}
+	if scfg.KeepImages {
+		d.startReembed(ctx, logger)
+	}
 	if opts.MQTT.Enabled() {
 		if d.Sync, err = fleetsync.New(syncCfg, d.Service, logger); err != nil {
 			d.Close()
@@ -126,6 +132,9 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 // store and the models.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.stopReembed != nil {
+		d.stopReembed()
+	}
 	if d.Sync != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), d.flush)
 		errs = append(errs, d.Sync.Close(ctx))
@@ -146,4 +155,25 @@ func (d *Daemon) Close() error {
 		errs = append(errs, d.Vision.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// startReembed moves the faces of another embedder whose aligned crops
+// were kept to the running embedder, in the background: after a switch of
+// embedder the daemon serves at once and each face becomes searchable as
+// soon as it is re-embedded (GET /v1/reembed shows the progress). Faces
+// without a crop wait for their persons to be re-enrolled.
+func (d *Daemon) startReembed(ctx context.Context, logger *slog.Logger) {
+	// Not ctx: the run belongs to the daemon and ends at Close.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := d.Service.Reembed(rctx); err != nil && rctx.Err() == nil {
+			logger.Error("re-embedding kept face crops failed", "err", err)
+		}
+	}()
+	d.stopReembed = func() {
+		cancel()
+		<-done
+	}
 }

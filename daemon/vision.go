@@ -55,6 +55,10 @@ type VisionConfig struct {
 	MaxImageBytes  int64 `json:"max_image_bytes" yaml:"max_image_bytes"`
 	MaxImagePixels int64 `json:"max_image_pixels" yaml:"max_image_pixels"`
 
+	// CustomModels declare embedders and detectors beyond the catalogue
+	// (see CustomModel); Detector and Embedder may name them.
+	CustomModels []CustomModel `json:"custom_models,omitempty" yaml:"custom_models,omitempty"`
+
 	// Observe, when set, receives every model run's duration (see
 	// face.Config.Observe); it is wiring, not configuration.
 	Observe func(model string, d time.Duration) `json:"-" yaml:"-"`
@@ -96,9 +100,9 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 	if dir == "" {
 		return nil, errors.New("vision: runtimes and models not found: install the faced package, run `make deps`, or set deps_dir / FACED_DEPS_DIR")
 	}
-	m, err := models.LoadManifest()
+	m, err := cfg.manifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vision: %w", err)
 	}
 	formats := map[accel.Format]bool{}
 	for _, name := range cfg.modelNames() {
@@ -143,7 +147,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
 		Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
 		Search:  face.FaceSearch{MinFace: float32(cfg.MinFacePx)},
-		Observe: cfg.Observe,
+		Observe: cfg.Observe, CustomModels: cfg.customSpecs(),
 	})
 	if err != nil {
 		v.Close()

@@ -52,6 +52,10 @@ type Config struct {
 	// model's catalogue name. It runs on the request's goroutine and must
 	// be cheap and safe for concurrent use. SetObserver replaces it.
 	Observe func(model string, d time.Duration)
+	// CustomModels are models declared in the configuration rather than
+	// the catalogue (models.Manifest.AddCustom); Detector and Embedder
+	// may name them.
+	CustomModels []models.Spec
 }
 
 // defaultMinScore is the detection confidence of a detector whose
@@ -208,6 +212,9 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	m, err := models.LoadManifest()
 	if err != nil {
 		return nil, err
+	}
+	if err := m.AddCustom(cfg.CustomModels...); err != nil {
+		return nil, fmt.Errorf("face: %w", err)
 	}
 	p := &Pipeline{cfg: cfg, nets: make(map[models.Task]*net)}
 	want := map[models.Task]string{

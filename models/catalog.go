@@ -82,6 +82,13 @@ type Spec struct {
 	// MinScore is a detector's default confidence threshold, chosen on
 	// wider/ and deepface/ (README, "Choosing the models").
 	MinScore float32 `json:"min_score,omitempty"`
+	// Output names the output tensor an embedder's vector is read from;
+	// empty means the first output. Models declared in the configuration
+	// (see AddCustom) may need it.
+	Output string `json:"output,omitempty"`
+	// Custom marks a model declared in the configuration rather than
+	// pinned in the catalogue; File is then an absolute path.
+	Custom bool `json:"custom,omitempty"`
 }
 
 // Task is what a network computes.
@@ -203,9 +210,27 @@ func ReadVerified(path, want string) ([]byte, error) {
 	return data, nil
 }
 
-// Load reads the spec's file below dir and verifies it.
+// Load reads the spec's file below dir (or at File itself when it is an
+// absolute path, as a configured model's is) and verifies it.
 func (s Spec) Load(dir string) ([]byte, error) {
-	return ReadVerified(filepath.Join(dir, s.File), s.SHA256)
+	path := s.File
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	if !s.Custom {
+		return ReadVerified(path, s.SHA256)
+	}
+	// A declared model: the fix is in the declaration or the file, not
+	// in `make deps`.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("models: custom model %s: read %s: %w", s.Name, path, err)
+	}
+	if got := SHA256Hex(data); got != s.SHA256 {
+		return nil, fmt.Errorf("models: custom model %s: %s: %w: the file's is %s, the declared one is %s (a different or damaged file, or a wrong sha256 in the declaration: compare sha256sum %s)",
+			s.Name, path, ErrChecksum, got, s.SHA256, path)
+	}
+	return data, nil
 }
 
 // SHA256Hex is the lowercase hex sha256 of data.

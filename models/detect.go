@@ -2,6 +2,7 @@ package models
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -52,6 +53,9 @@ type Detector interface {
 	Decode(outs []accel.Tensor, minScore float32) ([]Detection, error)
 }
 
+// ErrUnknownFamily reports a detection model whose family has no decoder.
+var ErrUnknownFamily = errors.New("no detector for family")
+
 // NewDetector returns the decoder for a detection model of the catalogue.
 func NewDetector(spec Spec) (Detector, error) {
 	switch spec.Family {
@@ -60,7 +64,7 @@ func NewDetector(spec Spec) (Detector, error) {
 	case "blazeface":
 		return NewBlazeFace(spec)
 	}
-	return nil, fmt.Errorf("models: %s: no detector for family %q", spec.Name, spec.Family)
+	return nil, fmt.Errorf("models: %s: %w %q", spec.Name, ErrUnknownFamily, spec.Family)
 }
 
 // NMS keeps the best-scoring detection of every cluster whose boxes overlap

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/facedhq/faced/accel"
 )
@@ -41,6 +42,20 @@ func (e *Embedder) Decode(outs []accel.Tensor) ([]float32, error) {
 		return nil, fmt.Errorf("models: %s: no output", e.spec.Name)
 	}
 	t := outs[0]
+	if e.spec.Output != "" {
+		i := slices.IndexFunc(outs, func(t accel.Tensor) bool { return t.Name == e.spec.Output })
+		if i < 0 {
+			names := make([]string, len(outs))
+			for j, o := range outs {
+				names[j] = o.Name
+			}
+			return nil, fmt.Errorf("models: %s: no output named %q (the model has %q)", e.spec.Name, e.spec.Output, names)
+		}
+		t = outs[i]
+	}
+	if len(t.Shape) == 0 {
+		return nil, fmt.Errorf("models: %s: output %q has no shape", e.spec.Name, t.Name)
+	}
 	dim := int(t.Shape[len(t.Shape)-1])
 	if dim != e.spec.Dim || len(t.Data) < dim {
 		return nil, fmt.Errorf("models: %s: output shape %v", e.spec.Name, t.Shape)

@@ -59,6 +59,10 @@ type Config struct {
 	EventQueue store.EventQueue
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Calibrations add to (and override) the built-in Calibrations, by
+	// embedder model name: the thresholds of a custom embedder declared
+	// in the configuration.
+	Calibrations map[string]Calibration
 }
 
 // Service is safe for concurrent use.
@@ -77,6 +81,10 @@ type Service struct {
 
 	// threshold, once set (SetThreshold), replaces cfg.Threshold.
 	threshold atomic.Pointer[Threshold]
+
+	// reembedMu serialises Reembed runs; reembedding reports one.
+	reembedMu   sync.Mutex
+	reembedding atomic.Bool
 }
 
 // New opens the service: it makes sure the default gallery exists and
@@ -99,7 +107,10 @@ func New(ctx context.Context, st *store.DB, p *face.Pipeline, cfg Config, logger
 		return nil, errors.New("service: the pipeline has no embedder")
 	}
 	name, _, _ := strings.Cut(embedder, "@")
-	calib, ok := Calibrations[name]
+	calib, ok := cfg.Calibrations[name]
+	if !ok {
+		calib, ok = Calibrations[name]
+	}
 	if !ok {
 		return nil, fmt.Errorf("service: embedder %s has no calibration (run faced eval verify and add it)", name)
 	}
@@ -122,11 +133,13 @@ func New(ctx context.Context, st *store.DB, p *face.Pipeline, cfg Config, logger
 func (s *Service) rebuildIndex(ctx context.Context) error {
 	start := time.Now()
 	var n, skipped int
+	stalePersons := map[string]bool{}
 	var walkErr error
 	loadErr := s.index.Load(func(yield func(index.Entry) bool) {
 		walkErr = s.store.ForEachEmbedding(ctx, func(f store.Face) error {
 			if f.EmbedderID != s.embedder {
 				skipped++
+				stalePersons[f.PersonID] = true
 				return nil
 			}
 			if !yield(index.Entry{ID: f.ID, Vec: f.Embedding, Galleries: f.Galleries}) {
@@ -140,6 +153,11 @@ func (s *Service) rebuildIndex(ctx context.Context) error {
 		return fmt.Errorf("service: rebuild index: %w", err)
 	}
 	s.logger.Info("index built", "faces", n, "other_embedder", skipped, "took", time.Since(start))
+	if skipped > 0 {
+		// Counts only: person ids are listed by GET /v1/reembed.
+		s.logger.Warn("faces of another embedder are not searchable: their persons need re-enrolment, or re-embedding of kept crops (GET /v1/reembed)",
+			"embedder", s.embedder, "faces", skipped, "persons", len(stalePersons), "keep_images", s.cfg.KeepImages)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 
 	"github.com/facedhq/faced/daemon"
 )
@@ -29,4 +30,27 @@ func bindVisionFlags(fs *flag.FlagSet, cfg *daemon.VisionConfig) {
 	fs.StringVar(&cfg.Liveness, "liveness", cfg.Liveness, "liveness model (empty: off)")
 	fs.BoolVar(&cfg.Attributes, "attributes", cfg.Attributes, "load the attribute models (age, gender, emotion, pose, eyes)")
 	fs.StringVar(&cfg.DepsDir, "deps-dir", cfg.DepsDir, "folder with lib/ and models/ (default: installed package or .deps)")
+	fs.Var(&customModelsFlag{cfg: cfg}, "custom-models", "YAML configuration file whose vision.custom_models to declare, so --detector and --embedder may name them (its other settings are not used)")
+}
+
+// customModelsFlag reads vision.custom_models from a configuration file:
+// how eval and bench reach a model declared there (e.g. to measure a
+// custom embedder's calibration).
+type customModelsFlag struct {
+	cfg  *daemon.VisionConfig
+	path string
+}
+
+func (f *customModelsFlag) String() string { return f.path }
+
+func (f *customModelsFlag) Set(path string) error {
+	c, err := daemon.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if len(c.Vision.CustomModels) == 0 {
+		return fmt.Errorf("%s declares no vision.custom_models", path)
+	}
+	f.path, f.cfg.CustomModels = path, c.Vision.CustomModels
+	return nil
 }

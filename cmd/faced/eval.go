@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 	"github.com/facedhq/faced/eval"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/models"
+	"github.com/facedhq/faced/service"
 )
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -66,12 +68,18 @@ func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := visionFlags(fs)
 	pairsFile := fs.String("pairs", "", "pairs file: LFW pairs.txt, or CSV file_x,file_y,Decision")
 	imagesDir := fs.String("images", "", "image folder (LFW layout for pairs.txt, flat for CSV)")
+	openSet := fs.Bool("open-set", true, "with LFW-layout images (one folder per person): calibrate on every cross-identity pair, check the presets on held-out folds, and measure enrolling 1 vs 3 photos")
+	sample := fs.Int64("impostor-sample", 0, "score a seeded random sample of about this many cross-identity pairs instead of all (0: all)")
+	seed := fs.Uint64("seed", 1, "seed of --impostor-sample")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *pairsFile == "" || *imagesDir == "" {
 		return errors.New("eval verify: --pairs and --images are required")
+	}
+	if *sample < 0 {
+		return errors.New("eval verify: --impostor-sample must not be negative")
 	}
 	f, err := os.Open(*pairsFile)
 	if err != nil {
@@ -144,10 +152,111 @@ func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rep)
+	out := verifyReport{Report: rep}
+	if *openSet {
+		if out.OpenSet, out.Enrolment, err = openSetEval(pairs, emb, v.Pipeline.EmbedderID(), eval.OpenSetOptions{MaxImpostors: *sample, Seed: *seed}); err != nil {
+			return err
+		}
 	}
-	return rep.WriteText(stdout)
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	return writeOpenSet(stdout, out)
+}
+
+// verifyReport is `faced eval verify --json`: the pairs report, and the
+// open-set calibration when the images have identities.
+type verifyReport struct {
+	eval.Report
+	OpenSet   *eval.OpenSetReport   `json:"open_set,omitempty"`
+	Enrolment []eval.EnrolmentPoint `json:"enrolment,omitempty"`
+}
+
+// openSetEval calibrates on every cross-identity pair of the embedded
+// images (identities from LFW's folder layout; folds from the pairs that
+// use them) and measures the thresholds in use. It returns nothing when
+// the images carry no identities (a flat folder with a CSV of pairs).
+func openSetEval(pairs []eval.Pair, emb map[string][]float32, embedderID string, opt eval.OpenSetOptions) (*eval.OpenSetReport, []eval.EnrolmentPoint, error) {
+	fold := map[string]int{}
+	for _, p := range pairs {
+		for _, x := range []string{p.A, p.B} {
+			id := eval.IdentityOf(x)
+			if f, ok := fold[id]; ok && f != p.Fold {
+				fold[id] = -1 // in two folds: not identity-disjoint
+			} else if !ok {
+				fold[id] = p.Fold
+			}
+		}
+	}
+	var imgs []eval.Labelled
+	paths := make([]string, 0, len(emb))
+	for p, v := range emb {
+		if v != nil && eval.IdentityOf(p) != "" {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, nil, nil
+	}
+	sort.Strings(paths) // LFW names sort by person, then photo number
+	for _, p := range paths {
+		id := eval.IdentityOf(p)
+		imgs = append(imgs, eval.Labelled{Identity: id, Fold: fold[id], Vec: emb[p]})
+	}
+	name, _, _ := strings.Cut(embedderID, "@")
+	if c, ok := service.Calibrations[name]; ok {
+		opt.Check = map[string]float64{"low": float64(c.Low), "medium": float64(c.Medium), "strict": float64(c.Strict)}
+	}
+	rep, err := eval.OpenSet(imgs, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Enrolment at the medium preset's FAR, as calibrated here.
+	medium := eval.PresetFARs["medium"]
+	var thr float64
+	for _, pt := range rep.Points {
+		if pt.FAR == medium {
+			thr = pt.Threshold
+		}
+	}
+	enrol, err := eval.EnrolmentRun(imgs, thr, []int{1, 3})
+	if err != nil {
+		enrol = nil // too few people with 4 photos: report the rest
+	}
+	return &rep, enrol, nil
+}
+
+func writeOpenSet(w io.Writer, r verifyReport) error {
+	if r.OpenSet == nil {
+		return nil
+	}
+	o := r.OpenSet
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	kind := "every"
+	if o.Sampled {
+		kind = "a seeded sample of the"
+	}
+	fmt.Fprintf(tw, "\nopen set\t%d images of %d people: %s cross-identity pair (%d), %d same-identity pairs\n", o.Images, o.Identities, kind, o.ImpostorPairs, o.GenuinePairs)
+	fmt.Fprintf(tw, "FAR\tsimilarity threshold\tGAR (genuine accepted)\theld-out FAR (accepted / pairs)\n")
+	for _, p := range o.Points {
+		fmt.Fprintf(tw, "%g\t%.4f\t%.2f%%\t%.2g (%d / %d)\n", p.FAR, p.Threshold, 100*p.GAR, p.HeldOutFAR, p.HeldOutAccepts, p.HeldOutPairs)
+	}
+	if len(o.Checks) > 0 {
+		fmt.Fprintf(tw, "preset in use\tsimilarity threshold\tmeasured FAR\tGAR\n")
+		for _, c := range o.Checks {
+			fmt.Fprintf(tw, "%s\t%.4f\t%.2g\t%.2f%%\n", c.Name, c.Threshold, c.FAR, 100*c.GAR)
+		}
+	}
+	if len(r.Enrolment) > 0 {
+		fmt.Fprintf(tw, "enrolled photos\tcompare with\tTAR at medium\tFAR\t(persons, probes)\n")
+		for _, e := range r.Enrolment {
+			fmt.Fprintf(tw, "%d\t%s\t%.2f%%\t%.2g\t(%d, %d)\n", e.Photos, e.Strategy, 100*e.TAR, e.FAR, e.Persons, e.Probes)
+		}
+	}
+	return tw.Flush()
 }
 
 // isBadPhoto reports errors that mean "this photo cannot be used" rather
@@ -338,6 +447,54 @@ type livenessReport struct {
 	Accuracy float64       `json:"accuracy"` // at the model's 0.5 boundary
 	APCER    float64       `json:"apcer"`    // attacks accepted as live
 	BPCER    float64       `json:"bpcer"`    // live faces rejected
+	NoFace   int           `json:"no_face"`  // photos without a face: rejected (live) or refused (spoof)
+	// EERThreshold is the score threshold where APCER and BPCER are
+	// closest (the equal error rate, EER, is their mean there).
+	EERThreshold float64 `json:"eer_threshold"`
+	EER          float64 `json:"eer"`
+}
+
+// livenessThreshold is the live score the pipeline's callers accept.
+const livenessThreshold = 0.5
+
+// equalErrorRate finds the threshold where the share of spoofs at or
+// above it (APCER) and of live photos below it (BPCER) are closest. A
+// photo without a face (score -1) is a rejection at every threshold.
+func equalErrorRate(rows []livenessRow) (thr, eer float64) {
+	var live, spoof []float64
+	for _, r := range rows {
+		if r.Live {
+			live = append(live, r.Score)
+		} else {
+			spoof = append(spoof, r.Score)
+		}
+	}
+	if len(live) == 0 || len(spoof) == 0 {
+		return livenessThreshold, 0
+	}
+	cands := append(append([]float64{livenessThreshold}, live...), spoof...)
+	best := math.Inf(1)
+	for _, t := range cands {
+		if t < 0 {
+			continue
+		}
+		var ap, bp float64
+		for _, s := range spoof {
+			if s >= t {
+				ap++
+			}
+		}
+		for _, s := range live {
+			if s < t {
+				bp++
+			}
+		}
+		ap, bp = ap/float64(len(spoof)), bp/float64(len(live))
+		if d := math.Abs(ap - bp); d < best || (d == best && t < thr) {
+			best, thr, eer = d, t, (ap+bp)/2
+		}
+	}
+	return thr, eer
 }
 
 // evalLiveness scores labelled photos. Labels come from the file name, as
@@ -385,8 +542,10 @@ func evalLiveness(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		if len(faces) > 0 {
 			row.Score = float64(*faces[0].Liveness)
+		} else {
+			rep.NoFace++
 		}
-		saidLive := row.Score >= 0.5
+		saidLive := row.Score >= livenessThreshold
 		if isLive {
 			live++
 			if !saidLive {
@@ -413,6 +572,7 @@ func evalLiveness(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if live > 0 {
 		rep.BPCER = float64(liveRejected) / float64(live)
 	}
+	rep.EERThreshold, rep.EER = equalErrorRate(rep.Rows)
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
@@ -421,6 +581,8 @@ func evalLiveness(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	for _, r := range rep.Rows {
 		fmt.Fprintf(tw, "%s\tlabel=%s\tscore=%.3f\n", r.File, map[bool]string{true: "live", false: "spoof"}[r.Live], r.Score)
 	}
-	fmt.Fprintf(tw, "accuracy\t%.3f\nAPCER\t%.3f\nBPCER\t%.3f\n", rep.Accuracy, rep.APCER, rep.BPCER)
+	fmt.Fprintf(tw, "photos\t%d live, %d spoof; %d without a face\n", live, spoof, rep.NoFace)
+	fmt.Fprintf(tw, "at threshold %.2f\taccuracy %.3f, APCER %.3f (spoofs accepted), BPCER %.3f (live rejected)\n", livenessThreshold, rep.Accuracy, rep.APCER, rep.BPCER)
+	fmt.Fprintf(tw, "equal error\tEER %.3f at threshold %.4f\n", rep.EER, rep.EERThreshold)
 	return tw.Flush()
 }

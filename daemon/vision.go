@@ -38,6 +38,10 @@ type VisionConfig struct {
 	Embedder   string `json:"embedder" yaml:"embedder"`
 	Liveness   string `json:"liveness" yaml:"liveness"`
 	Attributes bool   `json:"attributes" yaml:"attributes"`
+	// Flip embeds each face and its mirror image (face.Config.Flip): a
+	// second embedder run for slightly better recognition. Its embedder
+	// ID differs, so switching it needs re-enrolment (GET /v1/reembed).
+	Flip bool `json:"flip" yaml:"flip"`
 
 	// MinScore is the detection confidence a face needs; 0: the
 	// detector's measured default (models/manifest.json).
@@ -146,7 +150,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		DepsDir: dir, Backends: v.Backends,
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
 		Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
-		Search:  face.FaceSearch{MinFace: float32(cfg.MinFacePx)},
+		Search: face.FaceSearch{MinFace: float32(cfg.MinFacePx)}, Flip: cfg.Flip,
 		Observe: cfg.Observe, CustomModels: cfg.customSpecs(),
 	})
 	if err != nil {

@@ -39,19 +39,10 @@ func (p *Pipeline) analyse(ctx context.Context, img gocv.Mat, d detection, opts 
 
 	if opts.Embed {
 		start = time.Now()
-		n := p.nets[models.TaskEmbed]
-		px, err := matPixels(aligned, n.spec.Input.Color)
-		if err != nil {
+		if f.Embedding, err = p.embed(ctx, aligned); err != nil {
 			return Face{}, err
 		}
-		out, err := p.run(ctx, n, px)
-		if err != nil {
-			return Face{}, err
-		}
-		if f.Embedding, err = p.embedder.Decode(out); err != nil {
-			return Face{}, err
-		}
-		f.EmbedderID = p.embedder.ID()
+		f.EmbedderID = p.EmbedderID()
 		opts.Timings.since(StageEmbed, start)
 	}
 
@@ -284,4 +275,37 @@ func frontalFromLandmarks(l [5]Point) float32 {
 	midX := float64(l[0].X+l[1].X) / 2
 	off := math.Abs(float64(l[2].X)-midX) / eyeDist
 	return float32(max(0, 1-2*off))
+}
+
+// embed runs the embedder on an aligned face and, with Config.Flip, on its
+// mirror image too, returning the unit-length sum: test-time augmentation
+// that averages out the network's left-right asymmetries.
+func (p *Pipeline) embed(ctx context.Context, aligned gocv.Mat) ([]float32, error) {
+	n := p.nets[models.TaskEmbed]
+	once := func(m gocv.Mat) ([]float32, error) {
+		px, err := matPixels(m, n.spec.Input.Color)
+		if err != nil {
+			return nil, err
+		}
+		out, err := p.run(ctx, n, px)
+		if err != nil {
+			return nil, err
+		}
+		return p.embedder.Decode(out)
+	}
+	v, err := once(aligned)
+	if err != nil || !p.cfg.Flip {
+		return v, err
+	}
+	mirror := gocv.NewMat()
+	defer mirror.Close()
+	gocv.Flip(aligned, &mirror, 1)
+	w, err := once(mirror)
+	if err != nil {
+		return nil, err
+	}
+	for i := range v {
+		v[i] += w[i]
+	}
+	return models.L2Normalize(v), nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,32 @@ func TestCloseUpStaysOnePass(t *testing.T) {
 	}
 	if runs["ultraface-rfb320"] < 2 {
 		t.Errorf("a 1024-px scene ran the detector %d times, want the tiled pass too", runs["ultraface-rfb320"])
+	}
+}
+
+// TestFlipEmbedding: with Flip, a photo and its mirror image
+// (deepface/img11_reflection.jpg is img11.jpg mirrored) embed to nearly
+// the same vector, closer than without it, and the embedder ID says so.
+func TestFlipEmbedding(t *testing.T) {
+	plain := newPipeline(t, face.Config{})
+	flip := newPipeline(t, face.Config{Flip: true})
+	cos := func(p *face.Pipeline) float32 {
+		a, b := embed(t, p, "deepface/img11.jpg"), embed(t, p, "deepface/img11_reflection.jpg")
+		var s float32
+		for i := range a.Embedding {
+			s += a.Embedding[i] * b.Embedding[i]
+		}
+		return s
+	}
+	cp, cf := cos(plain), cos(flip)
+	t.Logf("photo vs its mirror: cosine %.4f plain, %.4f with flip", cp, cf)
+	if cf < 0.97 || cf <= cp {
+		t.Errorf("with flip the mirror pair scores %.4f (plain %.4f), want >= 0.97 and above plain", cf, cp)
+	}
+	if id := flip.EmbedderID(); !strings.HasPrefix(id, "arcface-r512+flip@") {
+		t.Errorf("flip embedder id %q, want arcface-r512+flip@...", id)
+	}
+	if flip.EmbedderID() == plain.EmbedderID() {
+		t.Error("flip and plain pipelines share an embedder id: their vectors would mix")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -47,6 +48,10 @@ type Config struct {
 	MinScore float32
 	// Search is the FaceSearch of calls whose Options leave it zero.
 	Search FaceSearch
+	// Flip embeds each face and its mirror image and sums the two
+	// (test-time augmentation): a second embedder run per face for
+	// slightly better recognition. The embedder ID gets FlipSuffix.
+	Flip bool
 	// Observe, when set, receives the duration of every model run (one
 	// accelerator session run, not the wait for a free session), with the
 	// model's catalogue name. It runs on the request's goroutine and must
@@ -57,6 +62,10 @@ type Config struct {
 	// may name them.
 	CustomModels []models.Spec
 }
+
+// FlipSuffix marks the embedder ID (and calibration name) of a pipeline
+// with Config.Flip: "arcface-r512+flip@<sha256 prefix>".
+const FlipSuffix = "+flip"
 
 // defaultMinScore is the detection confidence of a detector whose
 // manifest entry gives none.
@@ -346,6 +355,12 @@ func (p *Pipeline) Models() []models.Spec { return p.manifests }
 func (p *Pipeline) EmbedderID() string {
 	if p.embedder == nil {
 		return ""
+	}
+	if p.cfg.Flip {
+		// Flipped and plain embeddings are close but not the same space:
+		// thresholds differ, so they must not mix.
+		name, sum, _ := strings.Cut(p.embedder.ID(), "@")
+		return name + FlipSuffix + "@" + sum
 	}
 	return p.embedder.ID()
 }

@@ -26,14 +26,5 @@ func (p *Pipeline) EmbedAligned(ctx context.Context, crop []byte) ([]float32, er
 		return nil, fmt.Errorf("face: aligned crop is %dx%d, want %dx%d",
 			img.Mat.Cols(), img.Mat.Rows(), models.AlignedSize, models.AlignedSize)
 	}
-	n := p.nets[models.TaskEmbed]
-	px, err := matPixels(img.Mat, n.spec.Input.Color)
-	if err != nil {
-		return nil, err
-	}
-	out, err := p.run(ctx, n, px)
-	if err != nil {
-		return nil, err
-	}
-	return p.embedder.Decode(out)
+	return p.embed(ctx, img.Mat)
 }

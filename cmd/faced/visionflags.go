@@ -29,6 +29,8 @@ func bindVisionFlags(fs *flag.FlagSet, cfg *daemon.VisionConfig) {
 	fs.StringVar(&cfg.Embedder, "embedder", cfg.Embedder, "embedding model")
 	fs.StringVar(&cfg.Liveness, "liveness", cfg.Liveness, "liveness model (empty: off)")
 	fs.BoolVar(&cfg.Attributes, "attributes", cfg.Attributes, "load the attribute models (age, gender, emotion, pose, eyes)")
+	fs.BoolVar(&cfg.Flip, "flip", cfg.Flip, "embed each face and its mirror image (a second embedder run; embedder id gets +flip)")
+	fs.IntVar(&cfg.MinFacePx, "min-face-px", cfg.MinFacePx, "smallest face looked for, in pixels (0: 20 px or 1/48 of the photo's long side)")
 	fs.StringVar(&cfg.DepsDir, "deps-dir", cfg.DepsDir, "folder with lib/ and models/ (default: installed package or .deps)")
 	fs.Var(&customModelsFlag{cfg: cfg}, "custom-models", "YAML configuration file whose vision.custom_models to declare, so --detector and --embedder may name them (its other settings are not used)")
 }

@@ -84,6 +84,7 @@ type benchReport struct {
 	Embedder  string               `json:"embedder"`
 	Liveness  string               `json:"liveness"`
 	ImageSize string               `json:"image_size"`
+	FacePx    int                  `json:"face_px,omitempty"`
 	Images    int                  `json:"images"`
 	ModelMB   float64              `json:"model_mb"`
 	Modes     map[string]benchMode `json:"modes"`
@@ -95,18 +96,26 @@ func benchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer)
 	imagesDir := fs.String("images", "../shared/data/deepface", "folder of photos (JPEG)")
 	size := fs.String("size", "640x480", "re-frame every photo to WxH first (empty: as they are)")
 	calls := fs.Int("calls", 100, "pipeline calls per mode")
+	facePx := fs.Int("face-px", 0, "place each photo's face at this width (px) in the --size frame, as a camera further away sees it (0: re-frame the whole photo)")
 	maxImages := fs.Int("max-images", 20, "one-face photos to cycle through")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	photos, err := loadPhotos(*imagesDir, *size)
+	if *facePx < 0 || (*facePx > 0 && *size == "") {
+		return errors.New("bench pipeline: --face-px needs a positive width and a --size frame")
+	}
+	loadSize := *size
+	if *facePx > 0 {
+		loadSize = "" // placed below, once the detector has found each face
+	}
+	photos, err := loadPhotos(*imagesDir, loadSize)
 	if err != nil {
 		return err
 	}
 
 	rep := benchReport{Backend: cfg.Backend, Detector: cfg.Detector, Landmarks: cfg.Landmarks, Embedder: cfg.Embedder,
-		Liveness: cfg.Liveness, ImageSize: *size, Modes: map[string]benchMode{}}
+		Liveness: cfg.Liveness, ImageSize: *size, FacePx: *facePx, Modes: map[string]benchMode{}}
 	cores := runtime.NumCPU()
 	for _, mode := range []struct {
 		name                       string
@@ -122,6 +131,12 @@ func benchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		if rep.Images == 0 {
+			if *facePx > 0 {
+				if photos, err = placeFaces(ctx, v.Pipeline, photos, *size, *facePx); err != nil {
+					v.Close()
+					return err
+				}
+			}
 			if photos, err = oneFacePhotos(ctx, v.Pipeline, photos, *maxImages); err != nil {
 				v.Close()
 				return err
@@ -194,6 +209,31 @@ func loadPhotos(dir, size string) ([][]byte, error) {
 		return nil, fmt.Errorf("no JPEG photos in %s", dir)
 	}
 	return photos, nil
+}
+
+// placeFaces re-frames every one-face photo to size with its face facePx
+// wide (face.Place).
+func placeFaces(ctx context.Context, p *face.Pipeline, photos [][]byte, size string, facePx int) ([][]byte, error) {
+	var w, h int
+	if _, err := fmt.Sscanf(size, "%dx%d", &w, &h); err != nil || w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("bad --size %q (want WxH)", size)
+	}
+	var out [][]byte
+	for _, ph := range photos {
+		faces, err := p.Detect(ctx, ph, face.Options{})
+		if err != nil || len(faces) != 1 {
+			continue
+		}
+		placed, err := face.Place(ph, faces[0].Box, w, h, facePx)
+		if err != nil {
+			continue // a face too small to be placed at facePx
+		}
+		out = append(out, placed)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no photo could be placed with a %d px face in %s", facePx, size)
+	}
+	return out, nil
 }
 
 // oneFacePhotos keeps the photos in which the pipeline finds exactly one

@@ -76,20 +76,8 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 		if _, err := s.store.GetPerson(ctx, req.PersonID); err != nil {
 			return VerifyResult{}, fmt.Errorf("service: verify: person %q: %w", req.PersonID, err)
 		}
-		page, err := s.store.ListFaces(ctx, store.ListOptions{PersonID: req.PersonID, Limit: 1000})
-		if err != nil {
+		if candidates, err = s.personFaces(ctx, req.PersonID); err != nil {
 			return VerifyResult{}, fmt.Errorf("service: verify: faces of %q: %w", req.PersonID, err)
-		}
-		// Lists leave vectors out; a person has few faces, so fetch each.
-		for _, lf := range page.Items {
-			if lf.EmbedderID != s.embedder {
-				continue
-			}
-			f, err := s.store.GetFace(ctx, lf.ID)
-			if err != nil {
-				continue // deleted meanwhile
-			}
-			candidates = append(candidates, f)
 		}
 		if len(candidates) == 0 {
 			return VerifyResult{}, fmt.Errorf("service: verify: person %q has no face of embedder %s: %w", req.PersonID, s.embedder, store.ErrNotFound)
@@ -107,6 +95,9 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 					best.B = face.Box{X1: c.Box[0], Y1: c.Box[1], X2: c.Box[2], Y2: c.Box[3]}
 				}
 			}
+			// The decision is the person's template's; the face named is
+			// their closest one.
+			best.Similarity = templateSimilarity(a.Embedding, candidates)
 			res.Pairs = append(res.Pairs, s.decide(best, req.Threshold))
 			continue
 		}
@@ -143,7 +134,11 @@ func (s *Service) facesOf(ctx context.Context, photo []byte, sel face.Selector, 
 type IdentifyRequest struct {
 	Photo     []byte
 	Galleries []string // empty: every gallery
-	N         int      // matches per face; 0 means 1
+	N         int      // matching persons per face; 0 means 1
+	// Faces ranks faces instead of persons, each scored on its own (a
+	// person may appear once per face): for vendor APIs whose documents
+	// define identify over faces (FindFace).
+	Faces bool
 	Threshold Threshold
 	Selector  face.Selector
 	// Record stores a match event per face (and queues it for sync), with
@@ -153,7 +148,10 @@ type IdentifyRequest struct {
 	Snapshot bool
 }
 
-// Match is one gallery face matching a query face.
+// Match is one person matching a query face. Similarity is to the
+// person's template (the normalised mean of their faces of this
+// embedder, see templateSimilarity); FaceID is their face closest to the
+// query, Galleries that face's galleries.
 type Match struct {
 	FaceID     uint64
 	Galleries  []string // the face's galleries
@@ -193,20 +191,9 @@ func (s *Service) Identify(ctx context.Context, req IdentifyRequest) ([]Identifi
 	}
 	out := make([]IdentifiedFace, 0, len(faces))
 	for _, f := range faces {
-		hits, err := s.index.Search(ctx, f.Embedding, req.N, req.Galleries, index.Auto)
-		if err != nil {
-			return nil, fmt.Errorf("service: identify: %w", err)
-		}
 		id := IdentifiedFace{Face: f}
-		for _, h := range hits {
-			conf := s.calib.Confidence(h.Score)
-			if !req.Threshold.Accepts(conf) {
-				continue
-			}
-			m, ok := s.matchOf(ctx, h, conf)
-			if ok {
-				id.Matches = append(id.Matches, m)
-			}
+		if id.Matches, err = s.matchPersons(ctx, f.Embedding, req); err != nil {
+			return nil, err
 		}
 		if req.Record {
 			if id.EventID, err = s.recordMatch(ctx, req, id); err != nil {

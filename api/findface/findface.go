@@ -1108,7 +1108,7 @@ func (h *handler) identify(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := service.IdentifyRequest{Photo: img}
+	req := service.IdentifyRequest{Photo: img, Faces: true} // the document's results are faces
 	if req.N, err = r.integer("n", 1); err != nil || req.N < 1 || req.N > 100 {
 		return nil, badRequest("Invalid n: want an integer from 1 to 100")
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -158,7 +159,7 @@ func TestMetrics(t *testing.T) {
 	// detect and identify embed the probe (Enroll runs too, through the
 	// service, outside HTTP).
 	atLeast("faced_inference_duration_seconds_count", map[string]string{"model": "arcface-r512"}, 2)
-	atLeast("faced_inference_duration_seconds_sum", map[string]string{"model": "blazeface-front-onnx"}, 1e-6)
+	atLeast("faced_inference_duration_seconds_sum", map[string]string{"model": daemon.DefaultVision().Detector}, 1e-6)
 	equal("faced_gallery_faces", map[string]string{"gallery": "default"}, 2)
 	equal("faced_faces", nil, 2)
 	equal("faced_outbox_depth", nil, 0)

@@ -31,6 +31,7 @@ const (
 // --flip, --embedder for the others).
 var Calibrations = map[string]Calibration{
 	"arcface-r512":      {Low: 0.3382, Medium: 0.4129, Strict: 0.4819},
+	"arcface-r512+flip": {Low: 0.3393, Medium: 0.4145, Strict: 0.4837},
 	"mobilefacenet-192": {Low: 0.4544, Medium: 0.5407, Strict: 0.6157},
 }
 

@@ -104,16 +104,21 @@ func (b *fetchBudget) spend(n int64) {
 // dialects' FetchPhoto calls (Server.Handler puts one in every request).
 type budgetKey struct{}
 
+// budgetFor is the fetch budget of ctx's request, or a fresh one outside
+// a request.
+func (f *fetcher) budgetFor(ctx context.Context) *fetchBudget {
+	if b, ok := ctx.Value(budgetKey{}).(*fetchBudget); ok {
+		return b
+	}
+	return f.newBudget()
+}
+
 // FetchPhoto downloads a photo from an allow-listed host, for dialects
 // whose documents send photo URLs; it fails when fetching is off or the
 // host is not allowed. The photos of one request (one ctx from the
 // request) share one byte and time budget.
 func (s *Server) FetchPhoto(ctx context.Context, url string) ([]byte, error) {
-	b, _ := ctx.Value(budgetKey{}).(*fetchBudget)
-	if b == nil {
-		b = s.fetcher.newBudget()
-	}
-	return s.fetcher.fetch(ctx, url, b)
+	return s.fetcher.fetch(ctx, url, s.fetcher.budgetFor(ctx))
 }
 
 // fetch downloads one photo within budget.

@@ -231,7 +231,7 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec,
 		return err
 	}
 	// One fetch budget (bytes and time) for every URL of this request.
-	budget := f.newBudget()
+	budget := f.budgetFor(ctx)
 	for _, k := range slices.Sorted(maps.Keys(photos)) {
 		for i, s := range photos[k] {
 			data, err := photoString(ctx, s, f, budget)

@@ -351,34 +351,35 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		var res response
-		var err error
-		if rt.recognizer != nil {
-			res, err = s.recognize(r, rt, svc)
-		} else {
-			res, err = rt.handler(r, svc)
+		if rt.recognizer == nil {
+			res, err := rt.handler(r, svc)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			res.write(w)
+			return
 		}
+		q, err := s.parseRequest(r, rt.photos)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		release, err := s.acquire(ctx)
+		if err != nil {
+			writeProblem(w, r, err) // busy, or gave up waiting: no fault to log
+			return
+		}
+		res, err := func() (response, error) {
+			defer release()
+			return rt.recognizer(r, q, svc)
+		}()
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		res.write(w)
 	})
-}
-
-// recognize parses a recognition request, then runs it holding an
-// inference slot.
-func (s *Server) recognize(r *http.Request, rt route, svc *service.Service) (response, error) {
-	q, err := s.parseRequest(r, rt.photos)
-	if err != nil {
-		return response{}, err
-	}
-	release, err := s.acquire(r.Context())
-	if err != nil {
-		return response{}, err
-	}
-	defer release()
-	return rt.recognizer(r, q, svc)
 }
 
 // fail answers with the error's problem and logs what the client is not

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -252,48 +251,24 @@ func (s *Server) Handler() http.Handler {
 }
 
 // perRequest sets what every request gets, native or dialect: a read
-// deadline for its body (RequestTimeout from now, lifted once the body is
-// read, so a slow handler is not cut off), a shared budget for the photo
-// URLs it fetches, and a place in the in-flight count.
+// deadline for its body (RequestTimeout from now; net/http lifts it when
+// the body has been read to its end, so a handler running longer is not
+// cut off), a shared budget for the photo URLs it fetches, and a place in
+// the in-flight count.
 func (s *Server) perRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.active.Add(1)
 		defer s.active.Add(-1)
-		// A shallow copy: the server keeps the original, whose Body it
-		// inspects after the handler (and would otherwise wait to drain
-		// through the wrapper).
-		r = r.WithContext(r.Context())
 		if r.Body != nil && r.Body != http.NoBody {
-			rc := http.NewResponseController(w)
-			// Not every connection supports deadlines (a test's
-			// recorder); the server's own limits then still apply.
-			if rc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
+			// Not every writer supports deadlines (a test's recorder);
+			// the server's own limits then still apply.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		}
 		if s.fetcher != nil {
 			r = r.WithContext(context.WithValue(r.Context(), budgetKey{}, s.fetcher.newBudget()))
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// deadlineBody lifts the connection's read deadline when the body has been
-// read to its end: the deadline bounds the body, not the handler (an
-// expired deadline would cancel the request's context).
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // routeProblems answers requests that match no route with problem+json

@@ -34,9 +34,9 @@ const shutdownTimeout = 15 * time.Second
 const readHeaderTimeout = 10 * time.Second
 
 // httpServer is the http.Server of the API, as configured: headers within
-// readHeaderTimeout, each body within api.request_timeout (set per request
-// by api.Server, lifted once the body is read, so slow inference is not
-// cut off, which a server-wide ReadTimeout would do), idle keep-alive
+// readHeaderTimeout, each body within api.request_timeout (a per-request
+// read deadline api.Server sets, so every front serving it, tests and
+// bench included, has it; no server-wide ReadTimeout), idle keep-alive
 // connections closed after api.idle_timeout, and a response written
 // within the longest a handler may run (request_timeout, or the dialects'
 // 30 s) plus 30 s, so a client that never reads its response does not

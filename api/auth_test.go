@@ -144,10 +144,10 @@ func TestAuthScopes(t *testing.T) {
 		return response{status: http.StatusOK, body: map[string]string{"status": "done"}}, nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /write", e.Srv.wrap(route{"POST /write", auth.ScopeWrite, false, ok}))
-	mux.Handle("POST /admin", e.Srv.wrap(route{"POST /admin", auth.ScopeAdmin, false, ok}))
-	mux.Handle("POST /read", e.Srv.wrap(route{"POST /read", auth.ScopeRead, false, ok}))
-	mux.Handle("POST /open", e.Srv.wrap(route{"POST /open", "", false, ok}))
+	mux.Handle("POST /write", e.Srv.wrap(plain("POST /write", auth.ScopeWrite, ok)))
+	mux.Handle("POST /admin", e.Srv.wrap(plain("POST /admin", auth.ScopeAdmin, ok)))
+	mux.Handle("POST /read", e.Srv.wrap(plain("POST /read", auth.ScopeRead, ok)))
+	mux.Handle("POST /open", e.Srv.wrap(plain("POST /open", "", ok)))
 	srv := &env{URL: serve(t, mux)}
 
 	keys := map[string]string{"read": e.Read, "read+write": e.Write, "write": writeOnly.Token, "admin": e.Admin}

@@ -1,17 +1,24 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/facedhq/faced/internal/apitest"
 )
 
 // serve runs h on loopback and returns its URL.
@@ -105,7 +112,9 @@ func TestBusy(t *testing.T) {
 		if hdr.Get("Retry-After") == "" {
 			t.Errorf("%s: 429 without Retry-After", path)
 		}
-		if d := time.Since(start); d > 2*time.Second {
+		// "At once": not after waiting for the slot, which is never
+		// released here; 10 s only guards against a hang.
+		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("%s: 429 took %v, want it at once", path, d)
 		}
 	}
@@ -187,8 +196,10 @@ func TestAcquireQueue(t *testing.T) {
 		_, err := s.acquire(waitCtx)
 		got <- err
 	}()
-	for s.queued.Load() != 1 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); s.queued.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never queued")
+		}
 	}
 	if _, err := s.acquire(ctx); !errors.Is(err, errBusy) {
 		t.Errorf("third acquire: %v, want busy", err)
@@ -249,9 +260,17 @@ func TestRequestTimeout(t *testing.T) {
 	e := newEnv(t, Config{RequestTimeout: time.Millisecond})
 	start := time.Now()
 	status, hdr, body := e.call(t, "/v1/detect?embedding=true&attributes=true", "image/jpeg", photo(t, "couple.jpg"))
-	expectProblem(t, status, hdr, body, http.StatusServiceUnavailable, "timeout")
-	if hdr.Get("Retry-After") == "" {
-		t.Error("503 timeout without Retry-After")
+	// The timeout is also the body's read deadline: within 1 ms the
+	// deadline may pass while the body is read (408), else in the
+	// pipeline (503). The loop below, without a connection deadline,
+	// checks the pipeline's.
+	if status == http.StatusRequestTimeout {
+		expectProblem(t, status, hdr, body, http.StatusRequestTimeout, "body_timeout")
+	} else {
+		expectProblem(t, status, hdr, body, http.StatusServiceUnavailable, "timeout")
+		if hdr.Get("Retry-After") == "" {
+			t.Error("503 timeout without Retry-After")
+		}
 	}
 	t.Logf("timed out after %v", time.Since(start))
 	// Health checks are not bounded by it.
@@ -353,5 +372,89 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("sent %q, got X-Request-ID %q", tc.sent, got)
 			}
 		})
+	}
+}
+
+// stallBody sends a request's headers announcing a 1 MB body, and a few
+// bytes of it, then stalls; it returns the status the server answers
+// with, waiting at most 60 s.
+func stallBody(t *testing.T, base, path string, header map[string]string) int {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", path, u.Host, 1<<20)
+	for k, v := range header {
+		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+	}
+	b.WriteString("\r\n\xff\xd8\xff\xe0")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s with a stalled body: no answer: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBodyDeadline: a body that does not arrive within RequestTimeout ends
+// the request (408 body_timeout natively) instead of holding its
+// connection and goroutine forever; vendor dialects' bodies get the same
+// deadline. The stalled body never takes an inference slot. The deadline
+// bounds the body only: a handler still running after it, its body read,
+// is not cancelled.
+func TestBodyDeadline(t *testing.T) {
+	f := apitest.New(t, vision)
+	s := New(Config{Service: f.Svc, RequestTimeout: 2 * time.Second, MaxInFlight: 1})
+	readErr := make(chan error, 1)
+	s.Mount("/compat/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+		http.Error(w, "unreadable body", http.StatusBadRequest)
+	}))
+	s.Mount("/compat/slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			http.Error(w, "cancelled after the body was read", http.StatusServiceUnavailable)
+		case <-time.After(5 * time.Second): // well past the body's deadline
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	base := serve(t, s.Handler())
+	status := stallBody(t, base, "/v1/detect", map[string]string{"Authorization": "Bearer " + f.Read, "Content-Type": "image/jpeg"})
+	if status != http.StatusRequestTimeout {
+		t.Errorf("native stalled body: %d, want 408", status)
+	}
+	if n := len(s.slots); n != 0 {
+		t.Errorf("%d inference slots held after the stalled request", n)
+	}
+	if status := stallBody(t, base, "/compat/echo/x", nil); status != http.StatusBadRequest {
+		t.Errorf("dialect stalled body: %d, want its 400", status)
+	}
+	if err := <-readErr; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("dialect body read: %v, want the read deadline", err)
+	}
+	resp, err := http.Post(base+"/compat/slow/x", "text/plain", strings.NewReader("a body read at once"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("handler running past the body deadline: %d %s, want 200", resp.StatusCode, b)
 	}
 }

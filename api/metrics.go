@@ -73,6 +73,10 @@ func newMetrics(s *Server) *metrics {
 			Help: "Requests waiting for an inference slot.",
 		}, func() float64 { return float64(s.queued.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "faced_http_requests_in_flight",
+			Help: "HTTP requests being served, native and vendor dialects, from the first byte of their body read to their response (this scrape included).",
+		}, func() float64 { return float64(s.active.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "faced_inference_in_flight",
 			Help: "Requests holding an inference slot.",
 		}, func() float64 { return float64(len(s.slots)) }),

@@ -93,7 +93,7 @@ func TestOpenAPIOperations(t *testing.T) {
 	routes := map[string]info{"GET /healthz": {}, "GET /readyz": {}, "GET /metrics": {}}
 	srv := New(Config{})
 	for _, r := range srv.routes() {
-		routes[muxToOpenAPI(r.pattern)] = info{r.scope, r.inference}
+		routes[muxToOpenAPI(r.pattern)] = info{r.scope, r.inference()}
 	}
 	ids := map[string]string{}
 	for key, o := range ops {

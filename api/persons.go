@@ -198,11 +198,7 @@ func enrolSelector(q *request) (face.Selector, error) {
 
 // createPerson: POST /v1/persons — a person with one face per photo,
 // atomically.
-func (s *Server) createPerson(r *http.Request, svc *service.Service) (response, error) {
-	q, err := s.parseRequest(r)
-	if err != nil {
-		return response{}, err
-	}
+func (s *Server) createPerson(r *http.Request, q *request, svc *service.Service) (response, error) {
 	req := service.EnrollRequest{
 		Person: store.Person{ID: q.str("id"), ExternalID: q.str("external_id"), Name: q.str("name"),
 			Email: q.str("email"), Phone: q.str("phone")},
@@ -401,11 +397,7 @@ func (s *Server) deletePerson(r *http.Request, svc *service.Service) (response, 
 }
 
 // addFaces: POST /v1/persons/{id}/faces — more photos of a person.
-func (s *Server) addFaces(r *http.Request, svc *service.Service) (response, error) {
-	q, err := s.parseRequest(r)
-	if err != nil {
-		return response{}, err
-	}
+func (s *Server) addFaces(r *http.Request, q *request, svc *service.Service) (response, error) {
 	in := service.FaceInput{Galleries: formList(r, q, "galleries"), CameraID: q.str("camera_id")}
 	withEmbedding, err := q.boolean("embedding")
 	if err == nil {

@@ -77,8 +77,8 @@ func detectOptions(q *request) (face.Options, error) {
 }
 
 // detect: POST /v1/detect.
-func (s *Server) detect(r *http.Request, svc *service.Service) (response, error) {
-	q, photo, err := s.parsePhoto(r, "photo")
+func (s *Server) detect(r *http.Request, q *request, svc *service.Service) (response, error) {
+	photo, err := q.photo("photo")
 	if err != nil {
 		return response{}, err
 	}
@@ -98,8 +98,8 @@ func (s *Server) detect(r *http.Request, svc *service.Service) (response, error)
 
 // liveness: POST /v1/liveness — a real/spoof score per face (0.5 is the
 // model's boundary).
-func (s *Server) liveness(r *http.Request, svc *service.Service) (response, error) {
-	q, photo, err := s.parsePhoto(r, "photo")
+func (s *Server) liveness(r *http.Request, q *request, svc *service.Service) (response, error) {
+	photo, err := q.photo("photo")
 	if err != nil {
 		return response{}, err
 	}
@@ -124,8 +124,8 @@ func (s *Server) liveness(r *http.Request, svc *service.Service) (response, erro
 }
 
 // verify: POST /v1/verify with photo1 and photo2, or photo1 and person_id.
-func (s *Server) verify(r *http.Request, svc *service.Service) (response, error) {
-	q, photo1, err := s.parsePhoto(r, "photo1")
+func (s *Server) verify(r *http.Request, q *request, svc *service.Service) (response, error) {
+	photo1, err := q.photo("photo1")
 	if err != nil {
 		return response{}, err
 	}
@@ -170,8 +170,8 @@ func (s *Server) verify(r *http.Request, svc *service.Service) (response, error)
 }
 
 // identify: POST /v1/identify.
-func (s *Server) identify(r *http.Request, svc *service.Service) (response, error) {
-	q, photo, err := s.parsePhoto(r, "photo")
+func (s *Server) identify(r *http.Request, q *request, svc *service.Service) (response, error) {
+	photo, err := q.photo("photo")
 	if err != nil {
 		return response{}, err
 	}

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,19 +23,70 @@ import (
 //
 // Photos arrive as multipart files, as a raw image/* body (field "photo"),
 // or in JSON as base64 strings (optionally a data: URI) or http(s) URLs.
-// URLs are fetched only from allow-listed hosts (see FetchConfig): an edge
-// device must not become an SSRF proxy into its network.
+// Only the route's documented photo fields (photoSpec) are photos: other
+// fields are never decoded or fetched, however they are named. URLs are
+// fetched only from allow-listed hosts (see FetchConfig): an edge device
+// must not become an SSRF proxy into its network.
 type request struct {
 	photos map[string][][]byte
 	params map[string]string
 	lists  map[string][]string
 }
 
+// photoSpec is what a route reads as photos: its fields, the photos each
+// may hold, and the photos in all. The counts are checked before any photo
+// is decoded or fetched.
+type photoSpec struct {
+	fields map[string]int
+	total  int
+	// oneOf: photos under at most one of the fields ("photo" or "photos").
+	oneOf bool
+}
+
+var (
+	// noPhotos: routes that read parameters only.
+	noPhotos = photoSpec{}
+	// onePhoto: detect, identify, liveness.
+	onePhoto = photoSpec{fields: map[string]int{"photo": 1}, total: 1}
+	// photoPair: verify (photo2, or person_id instead).
+	photoPair = photoSpec{fields: map[string]int{"photo1": 1, "photo2": 1}, total: 2}
+	// enrolment: "photo" (repeatable) or "photos".
+	enrolment = photoSpec{fields: map[string]int{"photo": maxEnrolPhotos, "photos": maxEnrolPhotos}, total: maxEnrolPhotos, oneOf: true}
+)
+
+// check refuses counts beyond the spec; counts maps fields to the photos
+// the request gives under them.
+func (spec photoSpec) check(counts map[string]int) error {
+	total, present := 0, 0
+	for _, field := range slices.Sorted(maps.Keys(counts)) {
+		n := counts[field]
+		if n == 0 {
+			continue
+		}
+		present++
+		total += n
+		if spec.fields[field] == 1 && n > 1 {
+			return badRequest("bad_photo", fmt.Sprintf("send one %q photo, not %d", field, n))
+		}
+	}
+	if spec.oneOf && present > 1 {
+		return badRequest("bad_photo", `send the photos under "photo" or "photos", not both`)
+	}
+	if total > spec.total {
+		return badRequest("invalid", fmt.Sprintf("at most %d photos per request, got %d", spec.total, total))
+	}
+	return nil
+}
+
 // maxMultipartMemory is kept in memory; larger parts spill to temp files
 // (the body itself is capped by MaxBytesReader).
 const maxMultipartMemory = 16 << 20
 
-func (s *Server) parseRequest(r *http.Request) (*request, error) {
+// parseRequest reads the whole body (size-checked by the MaxBytesReader
+// wrap installed) and the photos of spec. It runs before the request
+// takes an inference slot: a client that sends its body slowly, or photo
+// URLs that download slowly, must not hold one.
+func (s *Server) parseRequest(r *http.Request, spec photoSpec) (*request, error) {
 	q := &request{photos: map[string][][]byte{}, params: map[string]string{}, lists: map[string][]string{}}
 	for k, v := range r.URL.Query() {
 		if len(v) > 0 {
@@ -44,14 +98,15 @@ func (s *Server) parseRequest(r *http.Request) (*request, error) {
 	case strings.HasPrefix(ct, "image/"), ct == "application/octet-stream":
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, err
+			return nil, bodyError(err)
 		}
-		q.photos["photo"] = [][]byte{data}
+		if _, ok := spec.fields["photo"]; ok {
+			q.photos["photo"] = [][]byte{data}
+		}
 	case ct == "multipart/form-data":
 		if err := r.ParseMultipartForm(maxMultipartMemory); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, err
+			if p := bodyError(err); !isBadBody(p) {
+				return nil, p
 			}
 			return nil, badRequest("bad_body", "malformed multipart form: "+err.Error())
 		}
@@ -61,8 +116,15 @@ func (s *Server) parseRequest(r *http.Request) (*request, error) {
 				q.params[k] = v[len(v)-1]
 			}
 		}
-		for name, files := range r.MultipartForm.File {
-			for _, fh := range files {
+		counts := map[string]int{}
+		for name := range spec.fields {
+			counts[name] = len(r.MultipartForm.File[name])
+		}
+		if err := spec.check(counts); err != nil {
+			return nil, err
+		}
+		for name := range spec.fields {
+			for _, fh := range r.MultipartForm.File[name] {
 				f, err := fh.Open()
 				if err != nil {
 					return nil, badRequest("bad_body", err.Error())
@@ -76,7 +138,7 @@ func (s *Server) parseRequest(r *http.Request) (*request, error) {
 			}
 		}
 	case ct == "application/json":
-		if err := q.parseJSON(r.Context(), r.Body, s.fetcher); err != nil {
+		if err := q.parseJSON(r.Context(), r.Body, spec, s.fetcher); err != nil {
 			return nil, err
 		}
 	case ct == "" && r.ContentLength == 0:
@@ -87,49 +149,63 @@ func (s *Server) parseRequest(r *http.Request) (*request, error) {
 	return q, nil
 }
 
-// parsePhoto parses the request and takes its one photo under name: the
-// first step of the recognition routes.
-func (s *Server) parsePhoto(r *http.Request, name string) (*request, []byte, error) {
-	q, err := s.parseRequest(r)
-	if err != nil {
-		return nil, nil, err
+// bodyError maps a failure to read the body: too large stays a
+// MaxBytesError (413), a body that did not arrive before the read
+// deadline is 408 body_timeout, anything else 400 bad_body.
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &Problem{Status: http.StatusRequestTimeout, Code: "body_timeout",
+			Detail: "the request body did not arrive within the request timeout"}
 	}
-	photo, err := q.photo(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return q, photo, nil
+	return badRequest("bad_body", "reading the body: "+err.Error())
+}
+
+// isBadBody reports whether bodyError made a plain 400 of err.
+func isBadBody(err error) bool {
+	var p *Problem
+	return errors.As(err, &p) && p.Code == "bad_body"
 }
 
 // parseJSON reads a flat JSON object: strings, numbers and booleans become
-// parameters, strings (or arrays of strings) under photo* keys are photos,
-// other arrays of strings are lists.
-func (q *request) parseJSON(ctx context.Context, body io.Reader, f *fetcher) error {
+// parameters, the fields of spec are photos (a string or an array of
+// strings), other arrays of strings are lists. The whole body is read:
+// anything but white space after the object is refused.
+func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec, f *fetcher) error {
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(&obj); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return err
+		if p := bodyError(err); !isBadBody(p) {
+			return p
 		}
 		return badRequest("bad_body", "malformed JSON: "+err.Error())
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			if p := bodyError(err); !isBadBody(p) {
+				return p
+			}
+		}
+		return badRequest("bad_body", "malformed JSON: data after the object")
+	}
+	// Photo strings first, counted, and only then decoded or fetched.
+	photos := map[string][]string{}
+	counts := map[string]int{}
+	arrays := map[string]bool{}
 	for k, raw := range obj {
 		raw = bytes.TrimSpace(raw)
+		_, isPhoto := spec.fields[k]
 		switch {
 		case len(raw) > 0 && raw[0] == '[':
 			var list []string
 			if err := json.Unmarshal(raw, &list); err != nil {
 				return badRequest("bad_body", fmt.Sprintf("%s: want an array of strings", k))
 			}
-			if strings.HasPrefix(k, "photo") {
-				for i, s := range list {
-					data, err := photoString(ctx, s, f)
-					if err != nil {
-						return photoError(fmt.Sprintf("%s[%d]", k, i), err)
-					}
-					q.photos[k] = append(q.photos[k], data)
-				}
+			if isPhoto {
+				photos[k], counts[k], arrays[k] = list, len(list), true
 			} else {
 				q.lists[k] = list
 			}
@@ -138,12 +214,8 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, f *fetcher) err
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return badRequest("bad_body", err.Error())
 			}
-			if strings.HasPrefix(k, "photo") {
-				data, err := photoString(ctx, s, f)
-				if err != nil {
-					return photoError(k, err)
-				}
-				q.photos[k] = [][]byte{data}
+			if isPhoto {
+				photos[k], counts[k] = []string{s}, 1
 			} else {
 				q.params[k] = s
 			}
@@ -155,14 +227,33 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, f *fetcher) err
 			q.params[k] = string(raw) // number or boolean, as written
 		}
 	}
+	if err := spec.check(counts); err != nil {
+		return err
+	}
+	// One fetch budget (bytes and time) for every URL of this request.
+	budget := f.budgetFor(ctx)
+	for _, k := range slices.Sorted(maps.Keys(photos)) {
+		for i, s := range photos[k] {
+			data, err := photoString(ctx, s, f, budget)
+			if err != nil {
+				name := k
+				if arrays[k] {
+					name = fmt.Sprintf("%s[%d]", k, i)
+				}
+				return photoError(name, err)
+			}
+			q.photos[k] = append(q.photos[k], data)
+		}
+	}
 	return nil
 }
 
-// photoString fetches a URL through f, or decodes base64.
-func photoString(ctx context.Context, s string, f *fetcher) ([]byte, error) {
+// photoString fetches a URL through f, within the request's budget, or
+// decodes base64.
+func photoString(ctx context.Context, s string, f *fetcher, budget *fetchBudget) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		return f.fetch(ctx, s)
+		return f.fetch(ctx, s, budget)
 	}
 	return DecodeBase64Photo(s, 0)
 }

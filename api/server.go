@@ -30,7 +30,9 @@ type Config struct {
 	Backend string
 	// MaxBody caps request bodies (default 10 MB).
 	MaxBody int64
-	// RequestTimeout bounds one request (default 30 s).
+	// RequestTimeout bounds one request (default 30 s). It is also the
+	// read deadline of a request's body, on every route and dialect: a
+	// body must arrive within it (408 body_timeout natively).
 	RequestTimeout time.Duration
 	// MaxInFlight requests may run the pipeline at once (default one per
 	// core); up to MaxQueue more wait, and beyond that requests get 429.
@@ -47,8 +49,11 @@ type Config struct {
 // may be fetched from, and every fetch is bounded in size and time.
 type FetchConfig struct {
 	AllowHosts []string
-	MaxBytes   int64         // default 10 MB
-	Timeout    time.Duration // default 5 s
+	// MaxBytes and Timeout are one request's budget: every photo URL of
+	// the request counts against them (a request naming 40 URLs costs no
+	// more than one naming one).
+	MaxBytes int64         // default 10 MB
+	Timeout  time.Duration // default 5 s
 }
 
 // Server is the HTTP front. It is safe for concurrent use.
@@ -58,7 +63,8 @@ type Server struct {
 	started time.Time
 	slots   chan struct{}
 	queued  atomic.Int64
-	fetcher *fetcher // nil: photo URLs refused
+	active  atomic.Int64 // requests inside a handler
+	fetcher *fetcher     // nil: photo URLs refused
 	metrics *metrics
 	mounts  []mount
 }
@@ -132,13 +138,33 @@ func New(cfg Config) *Server {
 // SetService makes the server ready.
 func (s *Server) SetService(svc *service.Service) { s.svc.Store(svc) }
 
-// route is one endpoint: the scope it needs ("" for none) and whether it
-// runs the vision pipeline (and so takes an inference slot).
+// route is one endpoint: the scope it needs ("" for none) and either a
+// handler, or, for a route that runs the vision pipeline, a recognizer and
+// the photos it reads. A recognizer's request is read whole (and its photo
+// URLs fetched) before it takes an inference slot, so the slot is held
+// only while the models run: never by a client sending its body slowly.
 type route struct {
-	pattern   string
-	scope     string
-	inference bool
-	handler   handler
+	pattern    string
+	scope      string
+	handler    handler
+	recognizer recognizer
+	photos     photoSpec
+}
+
+// inference reports whether the route runs the models (and so takes an
+// inference slot).
+func (rt route) inference() bool { return rt.recognizer != nil }
+
+// recognizer serves a route that runs the models, given its parsed
+// request.
+type recognizer func(r *http.Request, q *request, svc *service.Service) (response, error)
+
+func plain(pattern, scope string, h handler) route {
+	return route{pattern: pattern, scope: scope, handler: h}
+}
+
+func recognition(pattern, scope string, photos photoSpec, h recognizer) route {
+	return route{pattern: pattern, scope: scope, recognizer: h, photos: photos}
 }
 
 // handler serves a route. It returns its answer instead of writing it, and
@@ -163,28 +189,28 @@ type rawJSON []byte
 
 func (s *Server) routes() []route {
 	return []route{
-		{"GET /v1/device", auth.ScopeRead, false, s.device},
-		{"GET /v1/reembed", auth.ScopeRead, false, s.reembed},
-		{"POST /v1/detect", auth.ScopeRead, true, s.detect},
-		{"POST /v1/verify", auth.ScopeRead, true, s.verify},
-		{"POST /v1/identify", auth.ScopeRead, true, s.identify},
-		{"POST /v1/liveness", auth.ScopeRead, true, s.liveness},
-		{"GET /v1/openapi.json", "", false, s.openapi},
-		{"POST /v1/persons", auth.ScopeWrite, true, s.createPerson},
-		{"GET /v1/persons", auth.ScopeRead, false, s.listPersons},
-		{"GET /v1/persons/{id}", auth.ScopeRead, false, s.getPerson},
-		{"PATCH /v1/persons/{id}", auth.ScopeWrite, false, s.updatePerson},
-		{"DELETE /v1/persons/{id}", auth.ScopeWrite, false, s.deletePerson},
-		{"POST /v1/persons/{id}/faces", auth.ScopeWrite, true, s.addFaces},
-		{"DELETE /v1/persons/{id}/faces/{face_id}", auth.ScopeWrite, false, s.deletePersonFace},
-		{"GET /v1/faces", auth.ScopeRead, false, s.listFaces},
-		{"GET /v1/faces/{id}", auth.ScopeRead, false, s.getFace},
-		{"PATCH /v1/faces/{id}", auth.ScopeWrite, false, s.updateFace},
-		{"DELETE /v1/faces/{id}", auth.ScopeWrite, false, s.deleteFace},
-		{"GET /v1/galleries", auth.ScopeRead, false, s.listGalleries},
-		{"POST /v1/galleries", auth.ScopeWrite, false, s.createGallery},
-		{"DELETE /v1/galleries/{name}", auth.ScopeWrite, false, s.deleteGallery},
-		{"GET /v1/events", auth.ScopeRead, false, s.listEvents},
+		plain("GET /v1/device", auth.ScopeRead, s.device),
+		plain("GET /v1/reembed", auth.ScopeRead, s.reembed),
+		recognition("POST /v1/detect", auth.ScopeRead, onePhoto, s.detect),
+		recognition("POST /v1/verify", auth.ScopeRead, photoPair, s.verify),
+		recognition("POST /v1/identify", auth.ScopeRead, onePhoto, s.identify),
+		recognition("POST /v1/liveness", auth.ScopeRead, onePhoto, s.liveness),
+		plain("GET /v1/openapi.json", "", s.openapi),
+		recognition("POST /v1/persons", auth.ScopeWrite, enrolment, s.createPerson),
+		plain("GET /v1/persons", auth.ScopeRead, s.listPersons),
+		plain("GET /v1/persons/{id}", auth.ScopeRead, s.getPerson),
+		plain("PATCH /v1/persons/{id}", auth.ScopeWrite, s.updatePerson),
+		plain("DELETE /v1/persons/{id}", auth.ScopeWrite, s.deletePerson),
+		recognition("POST /v1/persons/{id}/faces", auth.ScopeWrite, enrolment, s.addFaces),
+		plain("DELETE /v1/persons/{id}/faces/{face_id}", auth.ScopeWrite, s.deletePersonFace),
+		plain("GET /v1/faces", auth.ScopeRead, s.listFaces),
+		plain("GET /v1/faces/{id}", auth.ScopeRead, s.getFace),
+		plain("PATCH /v1/faces/{id}", auth.ScopeWrite, s.updateFace),
+		plain("DELETE /v1/faces/{id}", auth.ScopeWrite, s.deleteFace),
+		plain("GET /v1/galleries", auth.ScopeRead, s.listGalleries),
+		plain("POST /v1/galleries", auth.ScopeWrite, s.createGallery),
+		plain("DELETE /v1/galleries/{name}", auth.ScopeWrite, s.deleteGallery),
+		plain("GET /v1/events", auth.ScopeRead, s.listEvents),
 	}
 }
 
@@ -222,7 +248,28 @@ func (s *Server) Handler() http.Handler {
 	for _, m := range s.mounts {
 		mux.Handle(m.prefix+"/", http.StripPrefix(m.prefix, m.handler))
 	}
-	return s.logRequests(routeProblems(mux))
+	return s.perRequest(s.logRequests(routeProblems(mux)))
+}
+
+// perRequest sets what every request gets, native or dialect: a read
+// deadline for its body (RequestTimeout from now; net/http lifts it when
+// the body has been read to its end, so a handler running longer is not
+// cut off), a shared budget for the photo URLs it fetches, and a place in
+// the in-flight count.
+func (s *Server) perRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.active.Add(1)
+		defer s.active.Add(-1)
+		if r.Body != nil && r.Body != http.NoBody {
+			// Not every writer supports deadlines (a test's recorder);
+			// the server's own limits then still apply.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+		}
+		if s.fetcher != nil {
+			r = r.WithContext(context.WithValue(r.Context(), budgetKey{}, s.fetcher.newBudget()))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Root serves a vendor dialect at the root of a listener of its own (for
@@ -269,7 +316,11 @@ func (c *captureHeader) Header() http.Header         { return c.header }
 func (c *captureHeader) Write(b []byte) (int, error) { return len(b), nil }
 func (c *captureHeader) WriteHeader(status int)      { c.status = status }
 
-// wrap applies readiness, limits, auth and the inference queue to a route.
+// wrap applies readiness, limits, auth and the inference queue to a route,
+// in that order: the key is checked before the body is read (an anonymous
+// client cannot make the server buffer a body), and a recognition route's
+// body is read whole, size-checked and its photos fetched before it takes
+// an inference slot. The slot is released before the response is written.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		svc := s.svc.Load()
@@ -287,15 +338,29 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		if rt.inference {
-			release, err := s.acquire(ctx)
+		if rt.recognizer == nil {
+			res, err := rt.handler(r, svc)
 			if err != nil {
-				writeProblem(w, r, err)
+				s.fail(w, r, err)
 				return
 			}
-			defer release()
+			res.write(w)
+			return
 		}
-		res, err := rt.handler(r, svc)
+		q, err := s.parseRequest(r, rt.photos)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		release, err := s.acquire(ctx)
+		if err != nil {
+			writeProblem(w, r, err) // busy, or gave up waiting: no fault to log
+			return
+		}
+		res, err := func() (response, error) {
+			defer release()
+			return rt.recognizer(r, q, svc)
+		}()
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -369,6 +434,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code

@@ -176,18 +176,27 @@ func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 type APIConfig struct {
 	// MaxBodyBytes caps a request body.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// RequestTimeout bounds one request, as a Go duration ("30s", "1m").
+	// RequestTimeout bounds one request, as a Go duration ("30s", "1m"),
+	// and is the deadline for its body to arrive.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxInFlight requests may run the models at once (0: one per core);
 	// MaxQueue more may wait (0: four per in-flight slot), beyond that
 	// requests get 429.
 	MaxInFlight int `yaml:"max_in_flight"`
 	MaxQueue    int `yaml:"max_queue"`
+	// MaxConnections caps the client connections open at once; one more
+	// waits in the listen backlog until one closes. Each open connection
+	// costs a goroutine and buffers, and an authenticated one up to
+	// MaxBodyBytes while its body is read.
+	MaxConnections int `yaml:"max_connections"`
+	// IdleTimeout closes a keep-alive connection that has sent no new
+	// request for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // FetchConfig allows photos given as http(s) URLs from the listed hosts
-// (exact host names or host:port; none: fetching is off), each fetch
-// bounded in size and time.
+// (exact host names or host:port; none: fetching is off). MaxBytes and
+// Timeout are one request's budget, shared by all its URLs.
 type FetchConfig struct {
 	AllowHosts []string      `yaml:"allow_hosts"`
 	MaxBytes   int64         `yaml:"max_bytes"`
@@ -277,6 +286,8 @@ func DefaultConfig() Config {
 		API: APIConfig{
 			MaxBodyBytes:   10 << 20,
 			RequestTimeout: 30 * time.Second,
+			MaxConnections: 256,
+			IdleTimeout:    60 * time.Second,
 		},
 		Fetch: FetchConfig{
 			MaxBytes: 10 << 20,
@@ -445,6 +456,12 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.API.MaxQueue < 0 {
 		bad("api.max_queue", "must not be negative (0: four per in-flight slot)")
+	}
+	if cfg.API.MaxConnections <= 0 {
+		bad("api.max_connections", "must be positive")
+	}
+	if cfg.API.IdleTimeout <= 0 {
+		bad("api.idle_timeout", "must be positive")
 	}
 
 	for i, h := range cfg.Fetch.AllowHosts {

@@ -76,6 +76,8 @@ api:
   request_timeout: 1m30s
   max_in_flight: 2
   max_queue: 16
+  max_connections: 64
+  idle_timeout: 15s
 fetch:
   allow_hosts: [cams.example.internal, "10.0.0.5:8080"]
   max_bytes: 2097152
@@ -134,7 +136,7 @@ func TestLoadConfigFull(t *testing.T) {
 			MinScore: 0.5, DepsDir: "/opt/faced", EdgeTPULibrary: "/usr/lib/libedgetpu.so.1",
 			MaxImageBytes: 5000000, MaxImagePixels: 20000000,
 		},
-		API:     APIConfig{MaxBodyBytes: 1 << 20, RequestTimeout: 90 * time.Second, MaxInFlight: 2, MaxQueue: 16},
+		API:     APIConfig{MaxBodyBytes: 1 << 20, RequestTimeout: 90 * time.Second, MaxInFlight: 2, MaxQueue: 16, MaxConnections: 64, IdleTimeout: 15 * time.Second},
 		Fetch:   FetchConfig{AllowHosts: []string{"cams.example.internal", "10.0.0.5:8080"}, MaxBytes: 2 << 20, Timeout: 2 * time.Second},
 		Service: ServiceConfig{DefaultGallery: "staff", KeepImages: true, Threshold: "0.9"},
 		Keys: []KeyConfig{
@@ -273,6 +275,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"api.request_timeout", func(c *Config) { c.API.RequestTimeout = -time.Second }, "config: api.request_timeout: must be positive"},
 		{"api.max_in_flight", func(c *Config) { c.API.MaxInFlight = -1 }, "config: api.max_in_flight: must not be negative"},
 		{"api.max_queue", func(c *Config) { c.API.MaxQueue = -1 }, "config: api.max_queue: must not be negative"},
+		{"api.max_connections", func(c *Config) { c.API.MaxConnections = 0 }, "config: api.max_connections: must be positive"},
+		{"api.idle_timeout", func(c *Config) { c.API.IdleTimeout = 0 }, "config: api.idle_timeout: must be positive"},
 		{"fetch.allow_hosts[1]", func(c *Config) { c.Fetch.AllowHosts = []string{"ok.example", "https://cams.example/"} }, `config: fetch.allow_hosts[1]: "https://cams.example/": want a host name`},
 		{"fetch.allow_hosts[0]", func(c *Config) { c.Fetch.AllowHosts = []string{"*.example"} }, `config: fetch.allow_hosts[0]: "*.example"`},
 		{"fetch.allow_hosts[0]", func(c *Config) { c.Fetch.AllowHosts = []string{""} }, `config: fetch.allow_hosts[0]: ""`},

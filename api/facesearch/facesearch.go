@@ -288,6 +288,13 @@ type serve func(r *http.Request, body []byte) (any, error)
 
 // route applies the timeout, body cap and Basic auth, then answers.
 func (h *handler) route(scope string, fn serve) http.Handler {
+	return h.routeBy(scope, func([]byte) serve { return fn })
+}
+
+// routeBy is route with the handler picked from the body. The key is
+// checked before the body is read: an anonymous client cannot make the
+// server read and hold up to MaxBodyBytes.
+func (h *handler) routeBy(scope string, pick func(body []byte) serve) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
@@ -297,7 +304,7 @@ func (h *handler) route(scope string, fn serve) http.Handler {
 		if err == nil {
 			var body []byte
 			if body, err = readBody(w, r); err == nil {
-				result, err = fn(r, body)
+				result, err = pick(body)(r, body)
 			}
 		}
 		if err != nil {
@@ -313,36 +320,21 @@ func (h *handler) route(scope string, fn serve) http.Handler {
 }
 
 // postImages serves POST /images: a delete when the body has "ids" and no
-// "image" (the document's delete demo), else an add.
+// "image" (the document's delete demo), else an add. Both need the write
+// scope, checked before the body is read.
 func (h *handler) postImages() http.Handler {
-	add := h.route(auth.ScopeWrite, h.add)
-	del := h.route(auth.ScopeWrite, h.deleteMany)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-		r.Body.Close()
-		if err != nil {
-			// Let the add route authenticate first and then report it.
-			r.Body = io.NopCloser(errReader{err})
-			add.ServeHTTP(w, r)
-			return
-		}
-		r.Body = io.NopCloser(strings.NewReader(string(b)))
+	return h.routeBy(auth.ScopeWrite, func(b []byte) serve {
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(b, &probe) == nil {
 			_, hasIDs := probe["ids"]
 			_, hasImage := probe["image"]
 			if hasIDs && !hasImage {
-				del.ServeHTTP(w, r)
-				return
+				return h.deleteMany
 			}
 		}
-		add.ServeHTTP(w, r)
+		return h.add
 	})
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func (h *handler) authenticate(r *http.Request, scope string) error {
 	id, secret, ok := r.BasicAuth()

@@ -101,8 +101,10 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(ln)
+	// The server and connection cap serve uses, with default settings.
+	apiCfg := daemon.DefaultConfig().API
+	hs := httpServer(apiCfg, srv.Handler(), nil, slog.New(slog.DiscardHandler))
+	go hs.Serve(daemon.NewConnLimit(apiCfg.MaxConnections).Listener(ln))
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
 

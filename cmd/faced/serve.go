@@ -23,10 +23,36 @@ import (
 	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 const shutdownTimeout = 15 * time.Second
+
+// readHeaderTimeout bounds a request's headers: a client that opens a
+// connection and trickles its headers is dropped after it.
+const readHeaderTimeout = 10 * time.Second
+
+// httpServer is the http.Server of the API, as configured: headers within
+// readHeaderTimeout, each body within api.request_timeout (a per-request
+// read deadline api.Server sets, so every front serving it, tests and
+// bench included, has it; no server-wide ReadTimeout), idle keep-alive
+// connections closed after api.idle_timeout, and a response written
+// within the longest a handler may run (request_timeout, or the dialects'
+// 30 s) plus 30 s, so a client that never reads its response does not
+// hold the connection for ever.
+func httpServer(cfg daemon.APIConfig, h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		WriteTimeout:      max(cfg.RequestTimeout, 30*time.Second) + 30*time.Second,
+		// Connection-level errors (failed TLS handshakes of port scanners
+		// and TCP probes among them) go to the daemon's log, not stderr.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+	}
+}
 
 // bindServeFlags registers the flags of serve that mirror settings of the
 // configuration file, bound to cfg's fields and defaulting to their values.
@@ -189,12 +215,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		listeners = []net.Listener{ln}
 	}
-	newServer := func(h http.Handler) *http.Server {
-		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
-			// Connection-level errors (failed TLS handshakes of port scanners
-			// and TCP probes among them) go to the daemon's log, not stderr.
-			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo)}
+	// At most api.max_connections client connections, over all listeners
+	// (the dialects' own too).
+	conns := daemon.NewConnLimit(cfg.API.MaxConnections)
+	for i, ln := range listeners {
+		listeners[i] = conns.Listener(ln)
 	}
+	if err := srv.RegisterMetrics(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "faced_http_connections_open",
+		Help: "Client connections open (at most api.max_connections; more wait in the listen backlog).",
+	}, func() float64 { return float64(conns.Open()) })); err != nil {
+		logger.Warn("connection metric not registered", "err", err)
+	}
+	newServer := func(h http.Handler) *http.Server { return httpServer(cfg.API, h, tlsConfig, logger) }
 	hs := newServer(srv.Handler())
 	type serving struct {
 		hs *http.Server
@@ -220,7 +253,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ds := newServer(srv.Root(n.Name, dialects[n.Name]))
 		servers = append(servers, ds)
-		all = append(all, serving{ds, ln})
+		all = append(all, serving{ds, conns.Listener(ln)})
 		logger.Info("serving dialect", "dialect", n.Name, "addr", ln.Addr().String(), "tls", tlsConfig != nil)
 	}
 	var addrs []string

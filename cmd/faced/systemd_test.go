@@ -459,7 +459,7 @@ func TestServeSIGTERMLosesNothing(t *testing.T) {
 		return resp.StatusCode, nil
 	}
 
-	// A request whose body is still arriving holds an inference slot.
+	// A request whose body is still arriving is in flight.
 	body, feed := io.Pipe()
 	inflight := make(chan error, 1)
 	go func() {

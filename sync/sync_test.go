@@ -27,7 +27,7 @@ var vision *daemon.Vision
 
 func TestMain(m *testing.M) {
 	cfg := daemon.DefaultVision()
-	cfg.Attributes, cfg.Liveness, cfg.Landmarks = false, "", ""
+	cfg.Attributes, cfg.Liveness = false, ""
 	var err error
 	if vision, err = daemon.OpenVision(context.Background(), cfg); err != nil {
 		fmt.Println("load models:", err, "(run make deps)")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/testenv"
 )
 
@@ -191,7 +192,7 @@ type detectJSON struct {
 
 // TestEvalDetectAnnotated measures recall at IoU 0.5 on the hand-checked
 // boxes of face/testdata/faces.csv, for the default detector and for
-// UltraFace aligned on the 68 landmarks.
+// BlazeFace front aligned on its keypoints.
 func TestEvalDetectAnnotated(t *testing.T) {
 	data := testenv.DataDir(t)
 	ann := filepath.Join(testenv.RepoRoot(t), "face", "testdata", "faces.csv")
@@ -201,8 +202,8 @@ func TestEvalDetectAnnotated(t *testing.T) {
 		detector  string
 		minRecall float64
 	}{
-		{"default", nil, "blazeface-front-onnx", 0.85},
-		{"ultraface", []string{"--detector", "ultraface-rfb320", "--landmarks", "landmark68", "--align", "landmarks"}, "ultraface-rfb320", 1},
+		{"default", nil, daemon.DefaultVision().Detector, 1},
+		{"blazeface", []string{"--detector", "blazeface-front-onnx", "--align", "keypoints"}, "blazeface-front-onnx", 0.85},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"eval", "detect", "--images", data, "--annotations", ann, "--json"}, tc.flags...)
@@ -226,7 +227,7 @@ func TestEvalDetectAnnotated(t *testing.T) {
 	}
 
 	text := mustFaced(t, "eval", "detect", "--images", data, "--annotations", ann)
-	for _, want := range []string{"recall@IoU0.5", "precision@IoU0.5", "blazeface-front-onnx"} {
+	for _, want := range []string{"recall@IoU0.5", "precision@IoU0.5", daemon.DefaultVision().Detector} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}

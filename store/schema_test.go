@@ -230,8 +230,12 @@ func TestOpenRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.bolt.Update(func(tx *bbolt.Tx) error { return writeVersion(tx, CurrentSchemaVersion+1) })
-	db.Close()
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return writeVersion(tx, CurrentSchemaVersion+1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	foreign := filepath.Join(dir, "foreign.db")
 	b, _ := bbolt.Open(foreign, 0o600, nil)
@@ -243,7 +247,7 @@ func TestOpenRefuses(t *testing.T) {
 	for i := range junk {
 		junk[i] = byte(i * 7)
 	}
-	os.WriteFile(garbage, junk, 0o600)
+	writeFile(t, garbage, junk)
 
 	tests := []struct {
 		name, path string

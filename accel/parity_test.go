@@ -22,6 +22,13 @@ import (
 // a gallery enrolled on one backend can be searched from the other.
 const minCosine = 0.999
 
+// maxRelDiff bounds every value's difference between backends, relative
+// to the tensor's largest magnitude (at least 1): cosine alone ignores
+// scale, so a backend returning twice the logits, or a 2-3-value output
+// off by a constant, would pass it. Measured on the build machine: at
+// most 2.1e-6 of the largest magnitude, so 1e-4 leaves 50x headroom.
+const maxRelDiff = 1e-4
+
 // TestBackendParity runs every ONNX model of the catalogue on ONNX Runtime
 // and on OpenCV DNN with the same input, made from a real photo, and
 // requires the two to agree: same declared interface, and every output
@@ -59,9 +66,13 @@ func TestBackendParity(t *testing.T) {
 					continue
 				}
 				c, d := cosine(w.Data, g.Data), maxAbsDiff(w.Data, g.Data)
-				t.Logf("%-20s cosine %.9f (1-cos %.1e)  max |diff| %.3g", w.Name, c, 1-c, d)
+				scale := max(1, maxAbs(w.Data))
+				t.Logf("%-20s cosine %.9f (1-cos %.1e)  max |diff| %.3g (%.1e of scale %.3g)", w.Name, c, 1-c, d, d/scale, scale)
 				if !(c >= minCosine) {
 					t.Errorf("output %q: cosine %.7f < %v", w.Name, c, minCosine)
+				}
+				if !(d <= maxRelDiff*scale) {
+					t.Errorf("output %q: values differ by up to %.3g, more than %v of the largest magnitude %.3g", w.Name, d, maxRelDiff, scale)
 				}
 			}
 			if spec.Name == "arcface-r512" {
@@ -160,7 +171,20 @@ func cosine(a, b []float32) float64 {
 	return ab / math.Sqrt(aa*bb)
 }
 
+func maxAbs(a []float32) float64 {
+	var m float64
+	for _, v := range a {
+		m = max(m, math.Abs(float64(v)))
+	}
+	return m
+}
+
+// maxAbsDiff is the largest |a_i - b_i|; +Inf when the lengths differ, so
+// a short output cannot pass.
 func maxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
 	var d float64
 	for i := range min(len(a), len(b)) {
 		d = max(d, math.Abs(float64(a[i])-float64(b[i])))

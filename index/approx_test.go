@@ -101,23 +101,77 @@ func TestApproxBeforeReadyIsExact(t *testing.T) {
 	sameHits(t, "approx without sketches", got, m.search(q, 10, nil))
 }
 
+// TestAutoPicksExactForSmallGalleries checks the README's promise with the
+// default options: a search over fewer than 50 000 faces is exact, even
+// once the sketches exist. Comparing results would not show it (an
+// approximate search rescores its winners exactly and usually returns
+// the same hits), so it asserts which path the search took; the searches
+// at the threshold are the control that Auto can take the other one.
 func TestAutoPicksExactForSmallGalleries(t *testing.T) {
+	if DefaultApproxThreshold != 50_000 {
+		t.Fatalf("DefaultApproxThreshold = %d, the README promises exact search below 50 000", DefaultApproxThreshold)
+	}
 	ctx := context.Background()
-	x, _ := loadSynth(t, 3000, 192, 2000)
+	const dim = 32 // small vectors keep 50 000 faces cheap; the rule does not depend on dim
+	n := DefaultApproxThreshold
+	data := synthVectors(n, dim, 9)
+	x := mustNew(t, Options{Dim: dim})
+	err := x.Load(func(yield func(Entry) bool) {
+		for i := range n {
+			g := []string{"all"}
+			if i < n-1 {
+				g = append(g, "small") // one face short of the threshold
+			}
+			if !yield(Entry{ID: uint64(i) + 1, Vec: data[i*dim : (i+1)*dim], Galleries: g}) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := x.WaitApprox(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// "thirds" has 1000 faces, under the threshold: Auto is exact even if
-	// approximate search would give the same top-1.
 	r := rand.New(rand.NewPCG(2, 2))
-	for range 20 {
-		q := randVec(r, 192)
-		ex, _ := x.Search(ctx, q, 10, []string{"thirds"}, Exact)
-		au, _ := x.Search(ctx, q, 10, []string{"thirds"}, Auto)
-		if !slices.Equal(ex, au) {
-			t.Fatalf("Auto on a small gallery: %v, exact %v", au, ex)
+	for range 10 {
+		q := randVec(r, dim)
+		for _, tc := range []struct {
+			galleries []string
+			mode      Mode
+			approx    bool
+		}{
+			{[]string{"small"}, Auto, false},
+			{[]string{"small"}, Approx, true}, // the sketches cover it: exact is Auto's choice
+			{[]string{"all"}, Auto, true},
+			{nil, Auto, true},
+		} {
+			var st searchStats
+			got, err := x.search(ctx, q, 10, tc.galleries, tc.mode, &st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.approx != tc.approx {
+				t.Fatalf("%v over %v (%d faces): approximate = %v, want %v", tc.mode, tc.galleries, x.GallerySize(firstOr(tc.galleries, "all")), st.approx, tc.approx)
+			}
+			if !tc.approx {
+				ex, err := x.Search(ctx, q, 10, tc.galleries, Exact)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(ex, got) {
+					t.Fatalf("Auto on a small gallery: %v, exact %v", got, ex)
+				}
+			}
 		}
 	}
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
 }
 
 func TestApproxSeesWrites(t *testing.T) {

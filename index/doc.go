@@ -22,8 +22,9 @@
 // keeps the true top k (ties by lower id) in per-worker heaps that share a
 // rising floor. The scan is bound by memory bandwidth (100 000 × 512 × 4 B
 // = 200 MB a query), so the kernel is AVX2+FMA assembly on amd64
-// (kernels_amd64.s, ~31 GB/s on one core of the build machine) and the
-// chunks are split over Workers goroutines; elsewhere (arm64, -tags purego)
+// (kernels_amd64.s; `go test -run '^$' -bench DotsF32 ./index/`, part of
+// `make bench`, reports its bandwidth on one core) and the chunks are
+// split over Workers goroutines; elsewhere (arm64, -tags purego)
 // an eight-way unrolled Go loop does the same work, tested against the
 // assembly and under qemu-aarch64.
 //
@@ -34,21 +35,22 @@
 // to it), 1 in 5 a stranger (a fresh random vector). Recall@1 is agreement
 // of the approximate top-1 with the exact one; for strangers that means
 // finding the same best of a crowd of near-ties (≈0.22 at 1M), which is
-// what separates the candidates. 2-core build machine, one query at a time:
+// what separates the candidates. 2-core build machine, one query at a time
+// (`faced bench index --size 1000000`, in `make bench`):
 //
 //	candidate (size)                        build      B/face  p50 / p95 ms   recall@1 (enrolled, strangers)
-//	FAISS 1.7.3 (Debian) Flat, exact (1M)   —          2048    256 / 407      1
-//	FAISS IVF1024,Flat nprobe 128 (100k)    334 s      2077    3.6 / 4.2      0.860 (0.985, 0.36)
-//	FAISS HNSW32 efSearch 256 (100k)        464 s      2320    11.7 / 24.0    0.858 (0.980, 0.37)
-//	FAISS PQ64x4fs + exact refine ×256 (1M) 12.5 s     2080    38 / 56        0.852 (1.000, 0.26)
-//	FAISS PQ128x4fs + refine ×64 (1M)       9.5 s      2112    75 / 78        0.910 (1.000, 0.55)
 //	this package, exact (1M)                1.4–8 s    2157    41 / 58        1
 //	this package, sketch + rescoring (1M)   +4–5 s bg  2157    3.2 / 7.0      0.998 (1.000, 0.990)
 //
-// (FAISS was driven through Debian's python3-faiss, the same library the C
-// API wraps; Debian builds it for generic x86-64 against reference BLAS,
-// which is why its flat scan and k-means are slow here. HNSW was not built
-// at 1M: at 100k it took 8 minutes. A pure-Go HNSW such as coder/hnsw was
+// FAISS 1.7.3 (Debian's build: flat, IVF1024 nprobe 128, HNSW32, PQ
+// fast-scan with exact refinement) was tried once on the same data through
+// Debian's python3-faiss, the library the C API wraps, and each index lost
+// on recall@1 (none above 0.91, strangers far below) or on latency. No
+// script of that run is kept, so no command here reproduces it and its
+// figures are not quoted; the reasons below do not depend on them.
+// (Debian builds FAISS for generic x86-64 against reference BLAS, so its
+// flat scan and k-means are slow here; HNSW took minutes to build at
+// 100k. A pure-Go HNSW such as coder/hnsw was
 // not measured: it would build no faster than FAISS's C++, and the graph
 // and IVF results show why neither fits this data: with no clusters a
 // partition or graph must visit a large share of the gallery to find the

@@ -28,6 +28,30 @@ var sketchBounds = sketchBoundsGeneric
 // kernelNames says which implementations were chosen, for bench reports.
 var kernelNames = struct{ dot, sketch string }{"go", "go"}
 
+// kernel is one implementation of a kernel. Every implementation this
+// architecture has is listed, usable or not, so that tests run each one
+// explicitly (not only the one dispatch picked) and say why one cannot
+// run on this CPU.
+type kernel[F any] struct {
+	name    string
+	fn      F
+	missing string // why this CPU cannot run it; "" when it can
+}
+
+type (
+	dotsFunc   = func(q, rows []float32, stride int, out []float32)
+	ipFunc     = func(codes []uint64, words int, planes []uint64, out []int32)
+	boundsFunc = func(ip []int32, pcx, fac, errb []float32, a, b, c, e float32, out []float32) float32
+)
+
+// The implementations, the portable Go first; kernels_amd64.go appends
+// the assembly.
+var (
+	dotsImpls   = []kernel[dotsFunc]{{name: "go", fn: dotsF32Generic}}
+	ipImpls     = []kernel[ipFunc]{{name: "go", fn: sketchIPGeneric}}
+	boundsImpls = []kernel[boundsFunc]{{name: "go", fn: sketchBoundsGeneric}}
+)
+
 func dotsF32Generic(q, rows []float32, stride int, out []float32) {
 	for i := range out {
 		out[i] = dotGeneric(q, rows[i*stride:i*stride+len(q)])

@@ -124,3 +124,93 @@ func TestResolver(t *testing.T) {
 		t.Errorf("unknown soname: %v, want ErrUnmapped", err)
 	}
 }
+
+// sonamePackages is written by hand, not computed: the Debian package
+// shipping each library faced and its runtimes link, on amd64 and arm64
+// alike (read from `objdump -p` of the binary and runtimes, and from
+// `dpkg -S` here and the arm64 package lists of bookworm). It is the
+// independent expectation for Depends: the package code derives arm64's
+// Depends from the amd64 build machine's dpkg, and a test that derived it
+// the same way could not catch a mistake in that derivation. A new
+// soname fails the test until it is added here, by hand.
+var sonamePackages = map[string]string{
+	"ld-linux-x86-64.so.2": "libc6", "ld-linux-aarch64.so.1": "libc6",
+	"libc.so.6": "libc6", "libdl.so.2": "libc6", "libm.so.6": "libc6",
+	"libpthread.so.0": "libc6", "librt.so.1": "libc6",
+	"libgcc_s.so.1":               "libgcc-s1",
+	"libstdc++.so.6":              "libstdc++6",
+	"libopencv_calib3d.so.406":    "libopencv-calib3d406",
+	"libopencv_core.so.406":       "libopencv-core406",
+	"libopencv_dnn.so.406":        "libopencv-dnn406",
+	"libopencv_features2d.so.406": "libopencv-features2d406",
+	"libopencv_highgui.so.406":    "libopencv-highgui406",
+	"libopencv_imgcodecs.so.406":  "libopencv-imgcodecs406",
+	"libopencv_imgproc.so.406":    "libopencv-imgproc406",
+	"libopencv_objdetect.so.406":  "libopencv-objdetect406",
+	"libopencv_photo.so.406":      "libopencv-photo406",
+	"libopencv_video.so.406":      "libopencv-video406",
+	"libopencv_videoio.so.406":    "libopencv-videoio406",
+}
+
+// objdumpFor is the binutils that reads arch's ELF files: another ELF
+// reader than the debug/elf the package code uses.
+var objdumpFor = map[string]string{"amd64": "objdump", "arm64": "aarch64-linux-gnu-objdump"}
+
+// TestDependsIndependently checks each package's Depends against
+// sonamePackages: every library the packaged binary and runtimes need
+// (as binutils reads them) has its package declared, and nothing else is
+// declared but ExtraDepends.
+func TestDependsIndependently(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			deb := builtDeb(t, arch)
+			objdump := needTool(t, objdumpFor[arch], "deps-pkg")
+			root := t.TempDir()
+			extractDeb(t, deb, root)
+			objects := []string{filepath.Join(root, BinPath)}
+			libs, _ := filepath.Glob(filepath.Join(root, LibRoot, "lib", arch, "*.so*"))
+			if len(libs) == 0 {
+				t.Fatalf("no runtime libraries in the %s package", arch)
+			}
+			shipped := map[string]bool{}
+			for _, l := range libs {
+				shipped[filepath.Base(l)] = true
+			}
+			want := map[string]bool{}
+			for _, name := range ExtraDepends {
+				want[name] = true
+			}
+			for _, obj := range append(objects, libs...) {
+				out := run(t, os.Environ(), objdump, "-p", obj)
+				for _, line := range strings.Split(out, "\n") {
+					f := strings.Fields(line)
+					if len(f) != 2 || f[0] != "NEEDED" || shipped[f[1]] {
+						continue
+					}
+					pkg, ok := sonamePackages[f[1]]
+					if !ok {
+						t.Errorf("%s needs %s, which sonamePackages does not know: add its Debian package by hand", filepath.Base(obj), f[1])
+						continue
+					}
+					want[pkg] = true
+				}
+			}
+			got := map[string]bool{}
+			depends := strings.TrimSpace(run(t, os.Environ(), "dpkg-deb", "-f", deb, "Depends"))
+			for _, d := range strings.Split(depends, ", ") {
+				name, _, _ := strings.Cut(d, " ")
+				got[name] = true
+			}
+			for name := range want {
+				if !got[name] {
+					t.Errorf("Depends %q lacks %s", depends, name)
+				}
+			}
+			for name := range got {
+				if !want[name] {
+					t.Errorf("Depends %q declares %s, which nothing links", depends, name)
+				}
+			}
+		})
+	}
+}

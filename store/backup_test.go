@@ -164,10 +164,12 @@ func TestBackupWhileWritingThenRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := filepath.Join(dir, "final.db")
-	os.WriteFile(src, buf.Bytes(), 0o600)
+	writeFile(t, src, buf.Bytes())
 	target := filepath.Join(dir, "sub", "final-restored.db")
-	os.Mkdir(filepath.Dir(target), 0o700)
-	os.WriteFile(target, []byte("old contents to be replaced"), 0o600) // a damaged target is replaced
+	if err := os.Mkdir(filepath.Dir(target), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, target, []byte("old contents to be replaced")) // a damaged target is replaced
 	if err := Restore(src, target); err != nil {
 		t.Fatal(err)
 	}
@@ -196,26 +198,47 @@ func TestRestoreRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.CreatePerson(ctx, Person{ID: "good"}, nil)
-	db.Close()
+	if _, _, err := db.CreatePerson(ctx, Person{ID: "good"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	garbage := filepath.Join(dir, "garbage.db")
-	os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 1000), 0o600)
+	writeFile(t, garbage, bytes.Repeat([]byte("not a database "), 1000))
 	empty := filepath.Join(dir, "empty.db")
-	os.WriteFile(empty, nil, 0o600)
+	writeFile(t, empty, nil)
 	newer := filepath.Join(dir, "newer.db")
 	copyFile(t, good, newer)
-	b, _ := bbolt.Open(newer, 0o600, nil)
-	b.Update(func(tx *bbolt.Tx) error { return writeVersion(tx, CurrentSchemaVersion+1) })
-	b.Close()
+	b, err := bbolt.Open(newer, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bbolt.Tx) error { return writeVersion(tx, CurrentSchemaVersion+1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// Cut the file one page short of the pages its meta page claims.
 	truncated := filepath.Join(dir, "truncated.db")
-	b, _ = bbolt.Open(good, 0o600, &bbolt.Options{ReadOnly: true})
+	b, err = bbolt.Open(good, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var used int64
-	b.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
-	b.Close()
-	data, _ := os.ReadFile(good)
-	os.WriteFile(truncated, data[:used-4096], 0o600)
+	if err := b.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, truncated, data[:used-4096])
 
 	// The target is a live store with data that must survive every refusal.
 	target := filepath.Join(dir, "live.db")
@@ -277,6 +300,15 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeFile writes a fixture, failing the test if it cannot: a fixture
+// that was never written would make the case test something else.
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -44,12 +44,16 @@ func TestOverheadPerFace(t *testing.T) {
 		t.Fatalf("%d faces stored", st.Faces)
 	}
 	var used int64
-	db.bolt.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
+	if err := db.bolt.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	perFace := float64(st.FileBytes-n*dim*4) / n
 	t.Logf("file %d bytes for %d faces of %d-d: overhead %.0f B/face (pages in use: %.0f B/face)",
 		st.FileBytes, n, dim, perFace, float64(used-n*dim*4)/n)
-	if perFace > 4096 {
-		t.Errorf("overhead %.0f B/face, budget 4096", perFace)
+	// README quotes "about 1.3 KB" (1 266 B measured): the budget keeps
+	// that figure true, not merely under the page size.
+	if perFace > 1536 {
+		t.Errorf("overhead %.0f B/face, over the 1.5 KB the README's \"about 1.3 KB\" allows", perFace)
 	}
 }
 

@@ -54,7 +54,9 @@ func TestBackupRestoreStopped(t *testing.T) {
 		t.Error("backup without FILE accepted")
 	}
 	garbage := filepath.Join(t.TempDir(), "garbage.db")
-	os.WriteFile(garbage, bytes.Repeat([]byte("x"), 40000), 0o600)
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("x"), 40000), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := faced(t, "restore", "--data-dir", dst, garbage); err == nil {
 		t.Error("restore of garbage accepted")
 	}

@@ -138,7 +138,7 @@ type IdentifyRequest struct {
 	// Faces ranks faces instead of persons, each scored on its own (a
 	// person may appear once per face): for vendor APIs whose documents
 	// define identify over faces (FindFace).
-	Faces bool
+	Faces     bool
 	Threshold Threshold
 	Selector  face.Selector
 	// Record stores a match event per face (and queues it for sync), with

@@ -32,7 +32,7 @@ const (
 var Calibrations = map[string]Calibration{
 	"arcface-r512":      {Low: 0.3382, Medium: 0.4129, Strict: 0.4819},
 	"arcface-r512+flip": {Low: 0.3393, Medium: 0.4145, Strict: 0.4837},
-	"mobilefacenet-192": {Low: 0.4544, Medium: 0.5407, Strict: 0.6157},
+	"mobilefacenet-192": {Low: 0.4501, Medium: 0.5314, Strict: 0.6022},
 }
 
 // Confidence maps a cosine similarity in [-1, 1] to [0, 1], piecewise

@@ -56,12 +56,19 @@ run: build
 
 # Long evaluations and benchmarks: not part of `make test`.
 EVAL_DATA ?= ../shared/data
+# About 8 minutes on 2 cores, most of it LFW (README, "Choosing the models").
 eval: build
+	$(BIN) eval verify --pairs $(EVAL_DATA)/lfw/pairs.txt --images $(EVAL_DATA)/lfw/images
 	$(BIN) eval verify --pairs $(EVAL_DATA)/deepface/master.csv --images $(EVAL_DATA)/deepface
+	$(BIN) eval detect --images $(EVAL_DATA)/wider/images --annotations $(EVAL_DATA)/wider/annotations_ge40px.csv
+	$(BIN) eval detect --images $(EVAL_DATA)/wider/images --annotations $(EVAL_DATA)/wider/annotations_ge20px.csv
+	$(BIN) eval detect --images $(EVAL_DATA)/deepface
+	$(BIN) eval liveness --images $(EVAL_DATA)/nuaa
 	$(BIN) eval liveness --images $(EVAL_DATA)/antispoof
 
 bench: build
 	$(BIN) bench pipeline --images $(EVAL_DATA)/deepface
+	$(BIN) bench pipeline --images $(EVAL_DATA)/deepface --size 1920x1080 --face-px 100
 	$(BIN) bench index --size 100000
 	$(BIN) bench index --size 1000000
 	$(GO) test -run '^$$' -bench . -benchtime 50x ./face/

@@ -64,6 +64,12 @@ type CustomModel struct {
 	// Crop is what an embedder sees: aligned (or empty). Detectors leave
 	// it empty.
 	Crop string `json:"crop" yaml:"crop"`
+	// MinFace and MinScore tune a detector (0: faced's defaults): its
+	// smallest reliably found face in input pixels, which sets the tiles of
+	// distant faces (face.FaceSearch), and its confidence threshold, as
+	// the catalogue's min_face and min_score do.
+	MinFace  float32 `json:"min_face" yaml:"min_face"`
+	MinScore float32 `json:"min_score" yaml:"min_score"`
 	// Calibration is required for an embedder.
 	Calibration *CustomCalibration `json:"calibration,omitempty" yaml:"calibration"`
 }
@@ -106,7 +112,7 @@ func (c CustomModel) spec() models.Spec {
 			Name: c.Input.Name, Shape: c.Input.Shape, Layout: c.Input.Layout, Color: c.Input.Color,
 			Mean: c.Input.Mean, Scale: c.Input.Scale, Norm: c.Input.Norm,
 		},
-		Crop: c.Crop, Dim: c.Dim, Output: c.Output,
+		Crop: c.Crop, Dim: c.Dim, Output: c.Output, MinFace: c.MinFace, MinScore: c.MinScore,
 	}
 }
 

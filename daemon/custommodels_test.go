@@ -135,7 +135,8 @@ func TestCustomDetector(t *testing.T) {
 	custom := []CustomModel{{
 		Name: "byo-ultraface", Task: "detect", Family: "ultraface", Format: "onnx",
 		File: filepath.Join(deps, uf.File), SHA256: uf.SHA256, License: "MIT",
-		Input: CustomInput{Name: "input", Shape: []int64{1, 3, 240, 320}, Layout: "NCHW", Color: "RGB", Mean: 127, Scale: 0.0078125},
+		Input:   CustomInput{Name: "input", Shape: []int64{1, 3, 240, 320}, Layout: "NCHW", Color: "RGB", Mean: 127, Scale: 0.0078125},
+		MinFace: uf.MinFace, MinScore: uf.MinScore,
 	}}
 	got := boxes("byo-ultraface", custom)
 	if len(want) < 2 || !slices.Equal(got, want) {

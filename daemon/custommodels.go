@@ -186,6 +186,12 @@ func (v VisionConfig) validateCustom(m *models.Manifest, bad func(field, format 
 		case c.Calibration != nil:
 			bad(field("calibration"), "only embedders have a calibration")
 		}
+		if !(c.MinFace >= 0 && c.MinFace <= 4096) { // also refuses NaN
+			bad(field("min_face"), "want 0..4096 input pixels (0: the default), got %v", c.MinFace)
+		}
+		if !(c.MinScore >= 0 && c.MinScore <= 1) {
+			bad(field("min_score"), "want 0..1 (0: the default), got %v", c.MinScore)
+		}
 	}
 	return tasks
 }

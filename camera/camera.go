@@ -50,6 +50,9 @@ type Config struct {
 	RepeatAfter time.Duration
 	// Limits bound every frame (face.Limits defaults when zero).
 	Limits face.Limits
+	// Loop replays a file clip from its start when it ends, instead of
+	// ending the camera (benchmarks, demos).
+	Loop bool
 }
 
 // ROI is a region of the frame as fractions of its width and height.
@@ -212,6 +215,9 @@ func (c *Camera) capture(ctx context.Context) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, ErrEnded) && c.cfg.Loop {
+			continue
 		}
 		if errors.Is(err, ErrEnded) {
 			c.setState(StateEnded, nil)

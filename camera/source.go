@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -228,9 +229,7 @@ const stallTimeout = 10 * time.Second
 
 func openHTTP(ctx context.Context, target string, lim face.Limits, client *http.Client) (Source, error) {
 	if client == nil {
-		// No overall timeout: a stream is read for hours. Snapshot
-		// requests and stalled streams have their own (see Read).
-		client = &http.Client{}
+		client = defaultClient()
 	}
 	s := &httpSource{url: target, client: client, lim: lim}
 	ctx, s.cancel = context.WithCancel(ctx)
@@ -271,6 +270,20 @@ func openHTTP(ctx context.Context, target string, lim face.Limits, client *http.
 // snapshotTimeout bounds one snapshot request; a stream's read has no
 // deadline of its own but is closed by the camera's stall watchdog.
 const snapshotTimeout = 5 * time.Second
+
+// defaultClient has no overall timeout, since a stream is read for hours
+// (snapshot requests and stalled streams have their own, see Read), but
+// bounds the connection and the wait for response headers: a camera that
+// accepts a connection and never answers fails the open.
+func defaultClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 nil, // a camera on the local network is never reached through a proxy
+		DialContext:           (&net.Dialer{Timeout: snapshotTimeout}).DialContext,
+		TLSHandshakeTimeout:   snapshotTimeout,
+		ResponseHeaderTimeout: snapshotTimeout,
+		MaxIdleConnsPerHost:   1,
+	}}
+}
 
 func (s *httpSource) get(ctx context.Context) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)

@@ -25,6 +25,10 @@ func EventQueue(cfg Config) store.EventQueue {
 		if len(e.Meta) > 0 {
 			m.Meta = e.Meta
 		}
+		if t := e.Track; t != nil {
+			ms := t.Latency.Milliseconds()
+			m.TrackID, m.DecisionLatencyMS, m.Liveness, m.Live = t.TrackID, &ms, t.Liveness, &t.Live
+		}
 		payload, err := json.Marshal(m)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d: %w", e.ID, err)

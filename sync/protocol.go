@@ -63,6 +63,15 @@ type Status struct {
 	Time        time.Time         `json:"time"`
 	Galleries   map[string]uint64 `json:"galleries,omitempty"` // gallery → last applied revision
 	Outbox      *OutboxInfo       `json:"outbox,omitempty"`
+	Cameras     []CameraInfo      `json:"cameras,omitempty"`
+}
+
+// CameraInfo is a watched camera's state in the status: running,
+// reconnecting (with the error), ended or stopped.
+type CameraInfo struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
 }
 
 // OutboxInfo describes the device's queue of unsent messages.
@@ -90,6 +99,11 @@ type MatchEvent struct {
 	Confidence float32    `json:"confidence"`
 	Box        [4]float32 `json:"box"`
 	Meta       any        `json:"meta,omitempty"`
+	// Set on a camera's decision (see the REST API's events).
+	TrackID           uint64   `json:"track_id,omitempty"`
+	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
+	Liveness          *float32 `json:"liveness,omitempty"`
+	Live              *bool    `json:"live,omitempty"`
 }
 
 // Operation kinds of gallery operations.

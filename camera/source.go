@@ -153,12 +153,13 @@ func openVideo(ctx context.Context, kind sourceKind, target string, lim face.Lim
 	default:
 		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureFFmpeg)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("camera: open %s: %w", Redact(target), err)
-	}
-	if !vc.IsOpened() {
-		vc.Close()
-		return nil, fmt.Errorf("camera: open %s: the stream did not open (unreachable, refused, or not a video)", Redact(target))
+	if err != nil || !vc.IsOpened() {
+		// gocv's error text ("Error opening file ... api backend: 1900")
+		// says nothing to an installer.
+		if vc != nil {
+			vc.Close()
+		}
+		return nil, fmt.Errorf("camera: open %s: the stream did not open (unreachable, refused, timed out after 5 s, or not a video)", Redact(target))
 	}
 	w := int(vc.Get(gocv.VideoCaptureFrameWidth))
 	h := int(vc.Get(gocv.VideoCaptureFrameHeight))

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,28 +66,40 @@ const (
 	DefaultRepeatAfter = 30 * time.Second
 )
 
-// Check reports the first invalid setting, naming it.
+// SettingError is an invalid camera setting, named as in the
+// configuration file.
+type SettingError struct {
+	Setting string // e.g. "fps"
+	Msg     string
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Msg }
+
+// Check reports the first invalid setting, as a *SettingError.
 func (c Config) Check() error {
+	bad := func(setting, format string, args ...any) error {
+		return &SettingError{Setting: setting, Msg: fmt.Sprintf(format, args...)}
+	}
 	if c.ID == "" {
-		return errors.New("id is empty")
+		return bad("id", "required")
 	}
 	if _, _, err := parseURL(c.URL); err != nil {
-		return fmt.Errorf("url: %w", err)
+		return bad("url", "%v", strings.TrimPrefix(err.Error(), "camera: "))
 	}
 	if math.IsNaN(c.FPS) || c.FPS < 0 || c.FPS > 60 {
-		return fmt.Errorf("fps %v: want 0 < fps <= 60", c.FPS)
+		return bad("fps", "%v: want 0 < fps <= 60", c.FPS)
 	}
 	if c.MinFacePx < 0 {
-		return fmt.Errorf("min_face_px %d is negative", c.MinFacePx)
+		return bad("min_face_px", "%d is negative", c.MinFacePx)
 	}
 	if r := c.ROI; r != nil {
 		ok := r.X >= 0 && r.Y >= 0 && r.W > 0 && r.H > 0 && r.X+r.W <= 1.0000001 && r.Y+r.H <= 1.0000001
 		if !ok {
-			return fmt.Errorf("roi %+v: want fractions of the frame, x+w and y+h at most 1", *r)
+			return bad("roi", "%+v: want fractions of the frame, w and h positive, x+w and y+h at most 1", *r)
 		}
 	}
 	if c.RepeatAfter < 0 {
-		return fmt.Errorf("repeat_after %v is negative", c.RepeatAfter)
+		return bad("repeat_after", "%v is negative", c.RepeatAfter)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package camera_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/facedhq/faced/camera"
 	"github.com/facedhq/faced/internal/cliptest"
 	"github.com/facedhq/faced/internal/testenv"
+	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
 )
 
 // nuaaFrames lists one NUAA subject's photos of a kind: "F" printed-photo
@@ -57,5 +60,45 @@ func TestPrintedPhotoClipFailsLiveness(t *testing.T) {
 				t.Fatalf("%s: live %v decision %v matched %v; want live %v decision %s", c.kind, e.Track.Live, e.Meta["decision"], e.Matched, c.wantLive, c.decision)
 			}
 		}
+	}
+}
+
+// An unknown face whose crop the camera kept can be enrolled from its
+// event; the same person walking up again is then decided by name.
+func TestEnrolUnknownFromEvent(t *testing.T) {
+	_, stranger := approachClips(t)
+	svc, db := newService(t, map[string]string{"angelina": "img1.jpg"})
+	cam, err := camera.New(camera.Config{ID: "entry", URL: "file://" + stranger, KeepCrops: true}, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam.Run(context.Background())
+	evs := cameraEvents(t, db, "entry")
+	if len(evs) != 1 || evs[0].Matched || !evs[0].HasSnapshot {
+		t.Fatalf("events %+v, want one unknown decision with its crop kept", evs)
+	}
+	if _, _, err := svc.EnrollFromEvent(context.Background(), store.Person{ID: "visitor"}, evs[0].ID, service.FaceInput{}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := camera.New(camera.Config{ID: "entry-2", URL: "file://" + stranger}, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Run(context.Background())
+	if evs := cameraEvents(t, db, "entry-2"); len(evs) != 1 || evs[0].PersonID != "visitor" {
+		t.Fatalf("second passage: %+v, want one decision naming visitor", evs)
+	}
+	// Without keep_crops there is nothing to enrol from: a clear error.
+	plain, err := camera.New(camera.Config{ID: "entry-3", URL: "file://" + stranger}, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Run(context.Background())
+	evs = cameraEvents(t, db, "entry-3")
+	if len(evs) != 1 || evs[0].HasSnapshot {
+		t.Fatalf("events %+v, want one decision without a crop", evs)
+	}
+	if _, _, err := svc.EnrollFromEvent(context.Background(), store.Person{ID: "nobody"}, evs[0].ID, service.FaceInput{}); !errors.Is(err, service.ErrInvalid) {
+		t.Fatalf("enrol from an event without a crop: %v, want ErrInvalid", err)
 	}
 }

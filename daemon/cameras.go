@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -87,7 +88,10 @@ func validateCameras(cams []CameraConfig, bad func(field, format string, args ..
 		if cc.ID == "" {
 			continue // reported above
 		}
-		if err := cc.Check(); err != nil {
+		var se *camera.SettingError
+		if err := cc.Check(); errors.As(err, &se) {
+			bad(field+"."+se.Setting, "%s", se.Msg)
+		} else if err != nil {
 			bad(field, "%v", err)
 		}
 	}

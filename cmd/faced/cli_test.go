@@ -73,6 +73,40 @@ func TestHelpIsComplete(t *testing.T) {
 	}
 }
 
+// TestREADMECommandList: the README's command list has every command and
+// verb the help has.
+func TestREADMECommandList(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "\n## The command\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	words := map[string]map[string]bool{} // command -> words on its lines
+	for _, line := range strings.Split(section, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "faced" {
+			continue
+		}
+		if words[f[1]] == nil {
+			words[f[1]] = map[string]bool{}
+		}
+		for _, w := range f[2:] {
+			words[f[1]][w] = true
+		}
+	}
+	for cmd, verbs := range commands {
+		if words[cmd] == nil {
+			t.Errorf("README's command list lacks faced %s", cmd)
+		}
+		for _, v := range verbs {
+			if !words[cmd][v] {
+				t.Errorf("README's command list lacks faced %s %s", cmd, v)
+			}
+		}
+	}
+}
+
 // TestHelpExitsZero: -h and --help on every command and verb are a help
 // request (exit status 0) that prints the usage, which states where flags
 // may go when the command takes arguments.

@@ -10,7 +10,7 @@ APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++ python3
 
 # faced version prints the commit: the go command stamps it (vcs.revision)
 # except in a git worktree, whose .git is a file it does not recognise.
-REVISION := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
+REVISION := $(shell r=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null && echo $$r || echo $$r-modified; })
 REVISION_LDFLAGS := -X main.revision=$(REVISION)
 
 # Tests and the binary find runtimes and models here (see models.FindDir).

@@ -5,8 +5,13 @@ GO        ?= go
 DEPS_DIR  ?= $(CURDIR)/.deps
 BIN       := bin/faced
 # Debian packages: OpenCV 4.6 for gocv, Mosquitto for the MQTT tests and
-# `make run`, pkg-config for cgo.
-APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++
+# `make run`, pkg-config for cgo, Python 3 for the examples/python test.
+APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++ python3
+
+# faced version prints the commit: the go command stamps it (vcs.revision)
+# except in a git worktree, whose .git is a file it does not recognise.
+REVISION := $(shell r=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null && echo $$r || echo $$r-modified; })
+REVISION_LDFLAGS := -X main.revision=$(REVISION)
 
 # Tests and the binary find runtimes and models here (see models.FindDir).
 export FACED_DEPS_DIR := $(DEPS_DIR)
@@ -42,7 +47,7 @@ deps-npm: deps-node
 	@$(GO) run ./cmd/fetchdeps -dest $(DEPS_DIR)
 
 build: deps
-	$(GO) build -trimpath -o $(BIN) ./cmd/faced
+	$(GO) build -trimpath -ldflags "$(REVISION_LDFLAGS)" -o $(BIN) ./cmd/faced
 
 vet: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -95,7 +100,7 @@ CACHE_DIR     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/faced
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
 PKG_DIR       := $(CURDIR)/bin/pkg
 PKG_VERSION   ?= 0.1.0~git$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null)
-PKG_GOFLAGS   := -trimpath -ldflags "-X main.version=$(PKG_VERSION)"
+PKG_GOFLAGS   := -trimpath -ldflags "-X main.version=$(PKG_VERSION) $(REVISION_LDFLAGS)"
 PKG_MTIME     ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 # mmdebstrap unpacks as root (sudo when not root, as deps-apt does).
 SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -102,7 +102,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		dir = models.FindDir()
 	}
 	if dir == "" {
-		return nil, errors.New("vision: runtimes and models not found: install the faced package, run `make deps`, or set deps_dir / FACED_DEPS_DIR")
+		return nil, errors.New("vision: runtimes and models not found: install the faced package, run `make deps`, or set vision.deps_dir, --deps-dir or FACED_DEPS_DIR to the folder holding lib/ and models/")
 	}
 	m, err := cfg.manifest()
 	if err != nil {

@@ -351,6 +351,22 @@ type Report struct {
 	Embedder string `json:"embedder"`
 	Detector string `json:"detector"`
 	Backend  string `json:"backend"`
+
+	// Confidence maps a similarity threshold to the 0–1 confidence the
+	// API's threshold takes (the embedder's service.Calibration), so that
+	// WriteText prints every threshold on both scales, named. Nil when the
+	// embedder has no calibration: WriteText then says so, and that none
+	// of its numbers may be passed to the API as a threshold.
+	Confidence func(similarity float64) float64 `json:"-"`
+}
+
+// threshold formats a similarity threshold for people: "confidence C
+// (similarity S)", the scale the API takes first.
+func (r Report) threshold(sim float64) string {
+	if r.Confidence == nil {
+		return fmt.Sprintf("similarity %.4f", sim)
+	}
+	return fmt.Sprintf("confidence %.4f (similarity %.4f)", r.Confidence(sim), sim)
 }
 
 // Summarize computes every metric of the report, or says why the run
@@ -442,22 +458,27 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		return s
 	}
+	if r.Confidence != nil {
+		fmt.Fprintf(tw, "thresholds\tconfidence: the 0-1 scale the API's threshold takes; similarity: the embedder's raw cosine, for reference only\n")
+	} else {
+		fmt.Fprintf(tw, "thresholds\tsimilarity (raw cosine) only: embedder %s has no calibration, so no confidence can be given; do not pass these numbers to the API as threshold\n", dash(r.Embedder))
+	}
 	fmt.Fprintf(tw, "pairs\t%d (%d same person, %d different; %d skipped)\n", r.Pairs, r.Positives, r.Negatives, r.Skipped)
 	fmt.Fprintf(tw, "images with no face\t%d\n", r.NoFace)
 	fmt.Fprintf(tw, "accuracy\t%s ± %s (%d-fold, threshold fitted on the other folds)\n", pct(r.Accuracy), pct(r.AccuracyStd), r.Folds)
-	far := fmt.Sprintf("%s at threshold %.4f", pct(r.TARAtFAR1e3), r.FAR1e3Threshold)
+	far := fmt.Sprintf("%s at %s", pct(r.TARAtFAR1e3), r.threshold(r.FAR1e3Threshold))
 	if allowedFalseAccepts(ReportFAR, r.Negatives) == 0 {
 		// Say so, or readers take a FAR the data cannot resolve at face value.
 		far += fmt.Sprintf(" (only %d impostor pairs: no false accept allowed)", r.Negatives)
 	}
 	fmt.Fprintf(tw, "TAR @ FAR 1e-3\t%s\n", far)
 	fmt.Fprintf(tw, "ROC AUC\t%.4f\n", r.AUC)
-	fmt.Fprintf(tw, "best threshold\t%.4f (%s on all pairs, fitted on them)\n", r.Threshold, pct(r.ThresholdAcc))
+	fmt.Fprintf(tw, "best threshold\t%s: %s on all pairs, fitted on them\n", r.threshold(r.Threshold), pct(r.ThresholdAcc))
 	if r.Presets != nil {
-		fmt.Fprintf(tw, "impostor scores\tmean %.4f, sd %.4f over %d pairs\n", r.Impostors.Mean, r.Impostors.StdDev, r.Impostors.N)
+		fmt.Fprintf(tw, "impostor similarities\tmean %.4f, sd %.4f over %d pairs\n", r.Impostors.Mean, r.Impostors.StdDev, r.Impostors.N)
 		for _, name := range []string{"strict", "medium", "low"} {
 			c := r.Presets[name]
-			fmt.Fprintf(tw, "preset %s\tFAR %g: threshold %.4f (normal fit; empirical %.4f)\n", name, c.FAR, c.Fitted, c.Empirical)
+			fmt.Fprintf(tw, "preset %s's FAR %g\treached on these pairs at %s, normal fit; empirical %s\n", name, c.FAR, r.threshold(c.Fitted), r.threshold(c.Empirical))
 		}
 	}
 	fmt.Fprintf(tw, "embedder\t%s\n", dash(r.Embedder))

@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -389,10 +390,35 @@ func TestSummarize(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"pairs", "60 (20 same person, 40 different; 2 skipped)", "100.00% ± 0.00% (10-fold",
-		"TAR @ FAR 1e-3", "only 40 impostor pairs: no false accept allowed", "ROC AUC", "1.0000", "arcface", "backend"} {
+		"TAR @ FAR 1e-3", "only 40 impostor pairs: no false accept allowed", "ROC AUC", "1.0000", "arcface", "backend",
+		// Without a calibration no number may pass for a confidence.
+		"has no calibration", fmt.Sprintf("similarity %.4f: 100.00%% on all pairs", rep.Threshold)} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
+	}
+	if strings.Contains(text.String(), "confidence 0") {
+		t.Errorf("text without a calibration prints a confidence:\n%s", text.String())
+	}
+
+	// With one, every threshold reads as the confidence first, then the
+	// similarity, each named.
+	rep.Confidence = func(sim float64) float64 { return (sim + 1) / 2 }
+	text.Reset()
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"confidence: the 0-1 scale the API's threshold takes",
+		fmt.Sprintf("confidence %.4f (similarity %.4f): 100.00%% on all pairs", (rep.Threshold+1)/2, rep.Threshold),
+		fmt.Sprintf("at confidence %.4f (similarity %.4f)", (rep.FAR1e3Threshold+1)/2, rep.FAR1e3Threshold),
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), "no calibration") {
+		t.Errorf("text with a calibration says there is none:\n%s", text.String())
 	}
 }
 

@@ -56,16 +56,37 @@ const lockProbe = 200 * time.Millisecond
 // fsynced. A crash at any point leaves either the old store or the restored
 // one, never a mix; the backup file itself is only read.
 func Restore(backupPath, dbPath string) error {
-	if err := restore(backupPath, dbPath); err != nil {
+	return RestoreWith(backupPath, dbPath, RestoreOptions{Replace: true})
+}
+
+// RestoreOptions say what Restore may do to an existing store.
+type RestoreOptions struct {
+	// Replace allows replacing an existing store; without it RestoreWith
+	// fails with ErrDuplicate when dbPath exists.
+	Replace bool
+	// Keep, if set, is where the replaced store is kept: a hard link to
+	// the old file (a copy where links are not possible), made while the
+	// lock is held, just before the rename. An existing Keep is not
+	// overwritten (the store an earlier restore kept may be the only good
+	// one); RestoreWith then fails with ErrDuplicate and changes nothing.
+	Keep string
+}
+
+// RestoreWith is Restore with options. The lock is checked first, so a
+// running daemon is reported (ErrLocked) before anything else.
+func RestoreWith(backupPath, dbPath string, opts RestoreOptions) error {
+	if err := restore(backupPath, dbPath, opts); err != nil {
 		return fmt.Errorf("store: restore %s from %s: %w", dbPath, backupPath, err)
 	}
 	return nil
 }
 
-func restore(backupPath, dbPath string) (err error) {
+func restore(backupPath, dbPath string, opts RestoreOptions) (err error) {
 	// Hold the target's lock (shared, read-only: nothing is written to it)
 	// until the rename, so a daemon starting meanwhile waits.
+	exists := false
 	if _, err := os.Stat(dbPath); err == nil {
+		exists = true
 		guard, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: lockProbe, ReadOnly: true})
 		switch {
 		case errors.Is(err, bberrors.ErrTimeout):
@@ -77,6 +98,15 @@ func restore(backupPath, dbPath string) (err error) {
 		// replacing it is what a restore is for.
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if exists && !opts.Replace {
+		return fmt.Errorf("%w: a store exists at %s", ErrDuplicate, dbPath)
+	}
+	keep := exists && opts.Keep != ""
+	if keep {
+		if _, err := os.Lstat(opts.Keep); err == nil {
+			return fmt.Errorf("%w: %s (kept by an earlier restore)", ErrDuplicate, opts.Keep)
+		}
 	}
 
 	dir, base := filepath.Split(dbPath)
@@ -103,10 +133,42 @@ func restore(backupPath, dbPath string) (err error) {
 	if err := validateBackup(tmpPath); err != nil {
 		return err
 	}
+	if keep {
+		if err := keepFile(dbPath, opts.Keep); err != nil {
+			return fmt.Errorf("keep the replaced store: %w", err)
+		}
+	}
 	if err := os.Rename(tmpPath, dbPath); err != nil {
+		if keep {
+			os.Remove(opts.Keep)
+		}
 		return err
 	}
 	return syncDir(dir)
+}
+
+// keepFile makes keep name the content of path: a hard link (instant, no
+// space), else an fsynced copy.
+func keepFile(path, keep string) error {
+	if err := os.Link(path, keep); err == nil {
+		return nil
+	} else if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrDuplicate, keep)
+	}
+	f, err := os.OpenFile(keep, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := copyInto(f, path); err != nil {
+		f.Close()
+		os.Remove(keep)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(keep)
+		return err
+	}
+	return nil
 }
 
 func copyInto(dst *os.File, srcPath string) error {

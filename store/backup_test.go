@@ -312,3 +312,77 @@ func writeFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoreWithKeep: without Replace an existing store is refused; with
+// it the replaced store is kept at Keep, which is never overwritten; a
+// refused or failed restore leaves no kept file and the store as it was.
+func TestRestoreWithKeep(t *testing.T) {
+	dir := t.TempDir()
+	person := func(path, id string) {
+		t.Helper()
+		db, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, _, err := db.CreatePerson(ctx, Person{ID: id}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(path, id string) bool {
+		t.Helper()
+		db, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, err = db.GetPerson(ctx, id)
+		return err == nil
+	}
+	backup, target := filepath.Join(dir, "backup.db"), filepath.Join(dir, "live.db")
+	keep := target + ".before-restore"
+	person(backup, "restored")
+
+	// No store yet: nothing to replace or keep.
+	if err := RestoreWith(backup, filepath.Join(dir, "fresh.db"), RestoreOptions{Keep: filepath.Join(dir, "fresh.db.kept")}); err != nil {
+		t.Fatalf("restore into nothing: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fresh.db.kept")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a restore into nothing kept something: %v", err)
+	}
+
+	person(target, "original")
+	wantErr(t, "RestoreWith without Replace", RestoreWith(backup, target, RestoreOptions{Keep: keep}), ErrDuplicate)
+	garbage := filepath.Join(dir, "garbage.db")
+	writeFile(t, garbage, bytes.Repeat([]byte("not a database "), 1000))
+	wantErr(t, "RestoreWith of garbage", RestoreWith(garbage, target, RestoreOptions{Replace: true, Keep: keep}), ErrSchema)
+	t.Run("locked", func(t *testing.T) {
+		running, err := Open(target, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer running.Close()
+		wantErr(t, "RestoreWith", RestoreWith(backup, target, RestoreOptions{Replace: true, Keep: keep}), ErrLocked)
+	})
+	if _, err := os.Stat(keep); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused restore kept something: %v", err)
+	}
+	if !has(target, "original") || has(target, "restored") {
+		t.Fatal("a refused restore changed the store")
+	}
+
+	if err := RestoreWith(backup, target, RestoreOptions{Replace: true, Keep: keep}); err != nil {
+		t.Fatal(err)
+	}
+	if !has(target, "restored") || !has(keep, "original") {
+		t.Fatal("after the restore: want the backup in place and the original kept")
+	}
+	// A second restore must not overwrite the only copy of the original.
+	wantErr(t, "second RestoreWith", RestoreWith(backup, target, RestoreOptions{Replace: true, Keep: keep}), ErrDuplicate)
+	if !has(keep, "original") {
+		t.Fatal("the second restore changed the kept store")
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*restore*")); len(leftovers) != 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}

@@ -17,9 +17,9 @@ import (
 // read transaction keeps the copy consistent while requests write), else
 // it opens the store itself.
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("backup", stderr)
+	fs := newFlagSet("backup", "FILE", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -66,22 +66,41 @@ func snapshot(ctx context.Context, dataDir string, w io.Writer) (int64, error) {
 	return db.Backup(ctx, w)
 }
 
-// cmdRestore replaces the store with a backup (the daemon must be stopped).
+// keptSuffix names the store a restore replaced, beside it.
+const keptSuffix = ".before-restore"
+
+// cmdRestore replaces the store with a backup. The daemon must be stopped;
+// an existing store is replaced only with --force, and kept as
+// <store>.before-restore.
 func cmdRestore(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("restore", stderr)
+	fs := newFlagSet("restore", "FILE", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
-	if err := fs.Parse(args); err != nil {
+	force := fs.Bool("force", false, "replace an existing store (it is kept as <store>"+keptSuffix+")")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("restore: want exactly one FILE")
 	}
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
-		return err
+		return fmt.Errorf("restore: %w", err)
 	}
-	if err := store.Restore(fs.Arg(0), daemon.DBPath(*dataDir)); err != nil {
-		return err
+	db, from := daemon.DBPath(*dataDir), fs.Arg(0)
+	kept := db + keptSuffix
+	err := store.RestoreWith(from, db, store.RestoreOptions{Replace: *force, Keep: kept})
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("restore: faced is running and holds %s; stop it (systemctl stop faced) first, then restore, then start it again", db)
+	case errors.Is(err, store.ErrDuplicate) && !*force:
+		return fmt.Errorf("restore: %s already holds a store; add --force to replace it (the replaced store is kept as %s)", db, kept)
+	case errors.Is(err, store.ErrDuplicate):
+		return fmt.Errorf("restore: %s exists from an earlier restore and is not overwritten; move it away (or delete it) and run the restore again", kept)
+	case err != nil:
+		return fmt.Errorf("restore: %w", err)
 	}
-	fmt.Fprintf(stdout, "restore: %s restored from %s\n", daemon.DBPath(*dataDir), fs.Arg(0))
+	fmt.Fprintf(stdout, "restore: %s restored from %s\n", db, from)
+	if _, err := os.Lstat(kept); err == nil && *force {
+		fmt.Fprintf(stdout, "restore: the replaced store is kept as %s (delete it once the restored one is good)\n", kept)
+	}
 	return nil
 }

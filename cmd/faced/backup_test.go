@@ -133,7 +133,18 @@ func testBackupWhileServing(t *testing.T, dir string) {
 	if !personIn(t, restored, "ada") {
 		t.Fatal("online backup lacks the person")
 	}
-	if _, _, err := faced(t, "restore", "--data-dir", dir, file); err == nil {
-		t.Fatal("restore over a running daemon's store accepted")
+	// Refused with the reason and the fix, not a raw "database is
+	// locked", with or without --force; nothing is kept or replaced.
+	for _, args := range [][]string{{"restore", "--data-dir", dir, file}, {"restore", file, "--data-dir", dir, "--force"}} {
+		_, _, err := faced(t, args...)
+		if err == nil {
+			t.Fatalf("faced %s: restore over a running daemon's store accepted", strings.Join(args, " "))
+		}
+		if !strings.Contains(err.Error(), "faced is running") || !strings.Contains(err.Error(), "systemctl stop faced") || strings.Contains(err.Error(), "database is locked") {
+			t.Errorf("faced %s: err = %v, want the explanation that faced is running and how to stop it", strings.Join(args, " "), err)
+		}
+	}
+	if _, err := os.Stat(daemon.DBPath(dir) + ".before-restore"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused restore left a kept store: %v", err)
 	}
 }

@@ -27,14 +27,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchIndex measures 1:N search over synthetic unit vectors.
 func benchIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench index", stderr)
+	fs := newFlagSet("bench index", "", stderr)
 	var cfg index.BenchConfig
 	fs.IntVar(&cfg.Size, "size", 100_000, "faces in the gallery")
 	fs.IntVar(&cfg.Dim, "dim", 512, "embedding dimension")
 	fs.IntVar(&cfg.Queries, "queries", 1000, "probes per mode")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "synthetic data seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if cfg.Size < 1 || cfg.Dim < 1 || cfg.Queries < 1 {
@@ -91,20 +91,25 @@ type benchReport struct {
 }
 
 func benchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench pipeline", stderr)
-	cfg := visionFlags(fs)
+	fs := newFlagSet("bench pipeline", "", stderr)
+	cfg := visionFlags(fs.FlagSet)
 	imagesDir := fs.String("images", "../shared/data/deepface", "folder of photos (JPEG)")
 	size := fs.String("size", "640x480", "re-frame every photo to WxH first (empty: as they are)")
 	calls := fs.Int("calls", 100, "pipeline calls per mode")
 	facePx := fs.Int("face-px", 0, "place each photo's face at this width (px) in the --size frame, as a camera further away sees it (0: re-frame the whole photo)")
 	maxImages := fs.Int("max-images", 20, "one-face photos to cycle through")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *facePx < 0 || (*facePx > 0 && *size == "") {
 		return errors.New("bench pipeline: --face-px needs a positive width and a --size frame")
 	}
+	deps, err := findDeps(cfg.DepsDir)
+	if err != nil {
+		return fmt.Errorf("bench pipeline: %w", err)
+	}
+	cfg.DepsDir = deps
 	loadSize := *size
 	if *facePx > 0 {
 		loadSize = "" // placed below, once the detector has found each face
@@ -126,7 +131,7 @@ func benchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer)
 	} {
 		c := *cfg
 		c.Sessions, c.Threads = mode.sessions, mode.threads
-		v, err := daemon.OpenVision(ctx, c)
+		v, err := openVision(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -186,7 +191,7 @@ func loadPhotos(dir, size string) ([][]byte, error) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (set --images to a folder of one-face JPEG photos)", err)
 	}
 	var photos [][]byte
 	for _, e := range entries {

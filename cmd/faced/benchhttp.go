@@ -48,17 +48,22 @@ type httpReport struct {
 // benchHTTP serves a gallery of --persons synthetic people on loopback and
 // measures POST /v1/identify and POST /v1/persons at several client counts.
 func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench http", stderr)
+	fs := newFlagSet("bench http", "", stderr)
 	persons := fs.Int("persons", 10_000, "persons in the gallery")
 	duration := fs.Duration("duration", 10*time.Second, "load per level")
 	imagePath := fs.String("image", "../shared/data/deepface/img1.jpg", "one-face photo, re-framed to 640x480")
+	depsDir := fs.String("deps-dir", "", "folder with lib/ and models/ (default: $FACED_DEPS_DIR, the installed package, or .deps)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
+	}
+	deps, err := findDeps(*depsDir)
+	if err != nil {
+		return fmt.Errorf("bench http: %w", err)
 	}
 	raw, err := os.ReadFile(*imagePath)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench http: %w (set --image to a one-face JPEG photo)", err)
 	}
 	photo, err := face.Reframe(raw, 640, 480)
 	if err != nil {
@@ -71,7 +76,7 @@ func benchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer os.RemoveAll(dir)
 
 	vcfg := daemon.DefaultVision()
-	vcfg.Sessions = runtime.NumCPU()
+	vcfg.Sessions, vcfg.DepsDir = runtime.NumCPU(), deps
 	d, err := daemon.Open(ctx, daemon.Options{DataDir: dir, Vision: vcfg, MQTT: daemon.DefaultMQTT()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

@@ -21,13 +21,10 @@ func cmdConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // file, FACED_* environment) and loads its TLS certificate, printing every
 // problem, one a line, each naming its setting or variable.
 func cmdConfigCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("config check", stderr)
+	fs := newFlagSet("config check", "", stderr)
 	file := fs.String("config", "", "YAML configuration file to check (the package's is /etc/faced/faced.yaml; none: the defaults)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("config check: unexpected argument %q", fs.Arg(0))
 	}
 	loader := daemon.Loader{File: *file, Environ: os.Environ()}
 	cfg, err := loader.Load()
@@ -56,12 +53,9 @@ func cmdConfigCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // cmdConfigDefault prints the commented default configuration.
 func cmdConfigDefault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("config default", stderr)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet("config default", "", stderr)
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("config default: unexpected argument %q", fs.Arg(0))
 	}
 	_, err := stdout.Write(daemon.DefaultYAML())
 	return err

@@ -326,6 +326,16 @@ vision:
 	if custom.Accuracy != catalogue.Accuracy || custom.AUC != catalogue.AUC || custom.Threshold != catalogue.Threshold {
 		t.Errorf("same file, different results: custom %+v, catalogue %+v", custom, catalogue)
 	}
+	// byo-arcface declares no calibration: no confidence may be printed,
+	// and the text says why.
+	if custom.ThresholdConfidence != nil || len(custom.APIPresets) != 0 {
+		t.Errorf("an uncalibrated embedder got confidences: %v, %v", custom.ThresholdConfidence, custom.APIPresets)
+	}
+	text := mustFaced(t, "eval", "verify", "--pairs", filepath.Join(data, "deepface", "master.csv"), "--images", filepath.Join(data, "deepface"),
+		"--custom-models", cfg, "--embedder", "byo-arcface")
+	if !strings.Contains(text, "embedder byo-arcface@"+arc.SHA256[:12]+" has no calibration") || strings.Contains(text, "confidence 0") {
+		t.Errorf("text for an uncalibrated embedder does not say it has no calibration, or prints a confidence:\n%s", text)
+	}
 	if _, _, err := faced(t, append(args, "--custom-models", filepath.Join(t.TempDir(), "none.yaml"))...); err == nil {
 		t.Error("a missing --custom-models file was accepted")
 	}

@@ -39,7 +39,7 @@ func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// One photo at a time: one session per model is enough.
 	cfg.Sessions = 1
-	v, err := daemon.OpenVision(ctx, cfg)
+	v, err := openVision(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
@@ -71,14 +71,10 @@ func cmdDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // explicitly. Without --config, the measured defaults with the attribute
 // models off.
 func detectConfig(args, environ []string, stderr io.Writer) (daemon.VisionConfig, []string, error) {
-	fs := newFlagSet("detect", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: faced detect [--config FILE] [model flags] PHOTO...")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("detect", "PHOTO...", stderr)
 	file := fs.String("config", "", "YAML configuration file whose vision settings to use (the package's is /etc/faced/faced.yaml)")
-	scratch := visionFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	scratch := visionFlags(fs.FlagSet)
+	if err := fs.parse(args); err != nil {
 		return daemon.VisionConfig{}, nil, err
 	}
 	if fs.NArg() == 0 {

@@ -33,7 +33,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func openForEval(ctx context.Context, cfg daemon.VisionConfig) (*daemon.Vision, int, error) {
 	workers := runtime.NumCPU()
 	cfg.Sessions = workers
-	v, err := daemon.OpenVision(ctx, cfg)
+	v, err := openVision(ctx, cfg)
 	return v, workers, err
 }
 
@@ -64,15 +64,15 @@ func forEach[T any](ctx context.Context, items []T, n int, fn func(context.Conte
 }
 
 func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval verify", stderr)
-	cfg := visionFlags(fs)
+	fs := newFlagSet("eval verify", "", stderr)
+	cfg := visionFlags(fs.FlagSet)
 	pairsFile := fs.String("pairs", "", "pairs file: LFW pairs.txt, or CSV file_x,file_y,Decision")
 	imagesDir := fs.String("images", "", "image folder (LFW layout for pairs.txt, flat for CSV)")
 	openSet := fs.Bool("open-set", true, "with LFW-layout images (one folder per person): calibrate on every cross-identity pair, check the presets on held-out folds, and measure enrolling 1 vs 3 photos")
 	sample := fs.Int64("impostor-sample", 0, "score a seeded random sample of about this many cross-identity pairs instead of all (0: all)")
 	seed := fs.Uint64("seed", 1, "seed of --impostor-sample")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *pairsFile == "" || *imagesDir == "" {
@@ -153,33 +153,97 @@ func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	out := verifyReport{Report: rep}
+	calib, calibrated := calibrationFor(*cfg, v.Pipeline.EmbedderID())
+	if calibrated {
+		conf := func(sim float64) float64 { return float64(calib.Confidence(float32(sim))) }
+		out.Report.Confidence = conf
+		out.ThresholdConfidence, out.FAR1e3Confidence = ptr(conf(rep.Threshold)), ptr(conf(rep.FAR1e3Threshold))
+		out.APIPresets = map[string]presetScale{}
+		for name, sim := range calib.Presets() {
+			out.APIPresets[name] = presetScale{Confidence: conf(sim), Similarity: sim}
+		}
+	}
 	if *openSet {
-		if out.OpenSet, out.Enrolment, err = openSetEval(pairs, emb, v.Pipeline.EmbedderID(), eval.OpenSetOptions{MaxImpostors: *sample, Seed: *seed}); err != nil {
+		if out.OpenSet, out.Enrolment, err = openSetEval(pairs, emb, v.Pipeline.EmbedderID(), calib, calibrated, eval.OpenSetOptions{MaxImpostors: *sample, Seed: *seed}); err != nil {
 			return err
 		}
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
-	if err := rep.WriteText(stdout); err != nil {
+	if err := out.Report.WriteText(stdout); err != nil {
+		return err
+	}
+	if err := writeAPIPresets(stdout, out); err != nil {
 		return err
 	}
 	return writeOpenSet(stdout, out)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// calibrationFor is the calibration the daemon would use for the embedder
+// (ID "name@sha"): a custom model's from --custom-models, else the
+// built-in one.
+func calibrationFor(cfg daemon.VisionConfig, embedderID string) (calibration, bool) {
+	name, _, _ := strings.Cut(embedderID, "@")
+	for _, m := range cfg.CustomModels {
+		if m.Name == name && m.Calibration != nil {
+			return calibration{service.Calibration{Low: m.Calibration.Low, Medium: m.Calibration.Medium, Strict: m.Calibration.Strict}}, true
+		}
+	}
+	c, ok := service.Calibrations[name]
+	return calibration{c}, ok
+}
+
+// calibration is an embedder's service.Calibration with its presets by
+// name, as similarities.
+type calibration struct{ service.Calibration }
+
+func (c calibration) Presets() map[string]float64 {
+	return map[string]float64{"low": float64(c.Low), "medium": float64(c.Medium), "strict": float64(c.Strict)}
+}
+
+// presetScale is one threshold on both scales.
+type presetScale struct {
+	Confidence float64 `json:"confidence"`
+	Similarity float64 `json:"similarity"`
+}
+
+// writeAPIPresets prints the presets the API applies for this embedder,
+// on both scales: what `threshold=medium` means in similarity.
+func writeAPIPresets(w io.Writer, r verifyReport) error {
+	if len(r.APIPresets) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nAPI presets for %s (threshold=NAME, or pass the confidence)\n", r.Embedder)
+	for _, name := range []string{"strict", "medium", "low"} {
+		p := r.APIPresets[name]
+		fmt.Fprintf(tw, "preset %s:\tconfidence %.4f\t(similarity %.4f)\n", name, p.Confidence, p.Similarity)
+	}
+	return tw.Flush()
 }
 
 // verifyReport is `faced eval verify --json`: the pairs report, and the
 // open-set calibration when the images have identities.
 type verifyReport struct {
 	eval.Report
-	OpenSet   *eval.OpenSetReport   `json:"open_set,omitempty"`
-	Enrolment []eval.EnrolmentPoint `json:"enrolment,omitempty"`
+	// The confidences (the API's threshold scale) of the report's
+	// similarity thresholds and the API's presets; absent when the
+	// embedder has no calibration.
+	ThresholdConfidence *float64               `json:"threshold_confidence,omitempty"`
+	FAR1e3Confidence    *float64               `json:"far_1e3_confidence,omitempty"`
+	APIPresets          map[string]presetScale `json:"api_presets,omitempty"`
+	OpenSet             *eval.OpenSetReport    `json:"open_set,omitempty"`
+	Enrolment           []eval.EnrolmentPoint  `json:"enrolment,omitempty"`
 }
 
 // openSetEval calibrates on every cross-identity pair of the embedded
 // images (identities from LFW's folder layout; folds from the pairs that
 // use them) and measures the thresholds in use. It returns nothing when
 // the images carry no identities (a flat folder with a CSV of pairs).
-func openSetEval(pairs []eval.Pair, emb map[string][]float32, embedderID string, opt eval.OpenSetOptions) (*eval.OpenSetReport, []eval.EnrolmentPoint, error) {
+func openSetEval(pairs []eval.Pair, emb map[string][]float32, embedderID string, calib calibration, calibrated bool, opt eval.OpenSetOptions) (*eval.OpenSetReport, []eval.EnrolmentPoint, error) {
 	fold := map[string]int{}
 	for _, p := range pairs {
 		for _, x := range []string{p.A, p.B} {
@@ -206,9 +270,8 @@ func openSetEval(pairs []eval.Pair, emb map[string][]float32, embedderID string,
 		id := eval.IdentityOf(p)
 		imgs = append(imgs, eval.Labelled{Identity: id, Fold: fold[id], Vec: emb[p]})
 	}
-	name, _, _ := strings.Cut(embedderID, "@")
-	if c, ok := service.Calibrations[name]; ok {
-		opt.Check = map[string]float64{"low": float64(c.Low), "medium": float64(c.Medium), "strict": float64(c.Strict)}
+	if calibrated {
+		opt.Check = calib.Presets()
 	}
 	rep, err := eval.OpenSet(imgs, opt)
 	if err != nil {
@@ -240,14 +303,20 @@ func writeOpenSet(w io.Writer, r verifyReport) error {
 		kind = "a seeded sample of the"
 	}
 	fmt.Fprintf(tw, "\nopen set\t%d images of %d people: %s cross-identity pair (%d), %d same-identity pairs\n", o.Images, o.Identities, kind, o.ImpostorPairs, o.GenuinePairs)
-	fmt.Fprintf(tw, "FAR\tsimilarity threshold\tGAR (genuine accepted)\theld-out FAR (accepted / pairs)\n")
+	conf := func(sim float64) string {
+		if r.Report.Confidence == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f", r.Report.Confidence(sim))
+	}
+	fmt.Fprintf(tw, "FAR\tconfidence threshold\t(similarity)\tGAR (genuine accepted)\theld-out FAR (accepted / pairs)\n")
 	for _, p := range o.Points {
-		fmt.Fprintf(tw, "%g\t%.4f\t%.2f%%\t%.2g (%d / %d)\n", p.FAR, p.Threshold, 100*p.GAR, p.HeldOutFAR, p.HeldOutAccepts, p.HeldOutPairs)
+		fmt.Fprintf(tw, "%g\t%s\t(%.4f)\t%.2f%%\t%.2g (%d / %d)\n", p.FAR, conf(p.Threshold), p.Threshold, 100*p.GAR, p.HeldOutFAR, p.HeldOutAccepts, p.HeldOutPairs)
 	}
 	if len(o.Checks) > 0 {
-		fmt.Fprintf(tw, "preset in use\tsimilarity threshold\tmeasured FAR\tGAR\n")
+		fmt.Fprintf(tw, "preset in use\tconfidence threshold\t(similarity)\tmeasured FAR\tGAR\n")
 		for _, c := range o.Checks {
-			fmt.Fprintf(tw, "%s\t%.4f\t%.2g\t%.2f%%\n", c.Name, c.Threshold, c.FAR, 100*c.GAR)
+			fmt.Fprintf(tw, "%s\t%s\t(%.4f)\t%.2g\t%.2f%%\n", c.Name, conf(c.Threshold), c.Threshold, c.FAR, 100*c.GAR)
 		}
 	}
 	if len(r.Enrolment) > 0 {
@@ -303,12 +372,12 @@ type detectReport struct {
 // precision at IoU 0.5; without, the share of photos where a face is found,
 // which is the recall on sets known to hold a face in every photo.
 func evalDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval detect", stderr)
-	cfg := visionFlags(fs)
+	fs := newFlagSet("eval detect", "", stderr)
+	cfg := visionFlags(fs.FlagSet)
 	imagesDir := fs.String("images", "", "folder of photos")
 	annFile := fs.String("annotations", "", "CSV file,x1,y1,x2,y2 of every face (optional)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *imagesDir == "" {
@@ -500,11 +569,11 @@ func equalErrorRate(rows []livenessRow) (thr, eer float64) {
 // evalLiveness scores labelled photos. Labels come from the file name, as
 // in the Silent-Face samples: a name containing "_T" is live, "_F" a spoof.
 func evalLiveness(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval liveness", stderr)
-	cfg := visionFlags(fs)
+	fs := newFlagSet("eval liveness", "", stderr)
+	cfg := visionFlags(fs.FlagSet)
 	imagesDir := fs.String("images", "", "folder of photos named *_T* (live) and *_F* (spoof)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *imagesDir == "" {

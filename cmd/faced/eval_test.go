@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/testenv"
+	"github.com/facedhq/faced/service"
 )
 
 // verifyJSON is the documented --json output of `faced eval verify`.
@@ -28,6 +31,12 @@ type verifyJSON struct {
 	Embedder       string    `json:"embedder"`
 	Detector       string    `json:"detector"`
 	Backend        string    `json:"backend"`
+	// On the API's confidence scale; absent without a calibration.
+	ThresholdConfidence *float64 `json:"threshold_confidence"`
+	APIPresets          map[string]struct {
+		Confidence float64 `json:"confidence"`
+		Similarity float64 `json:"similarity"`
+	} `json:"api_presets"`
 }
 
 var verifyKeys = []string{"pairs", "pairs_skipped", "positives", "negatives", "no_face", "accuracy", "accuracy_std",
@@ -72,11 +81,38 @@ func TestEvalVerifyDeepface(t *testing.T) {
 		t.Errorf("detector %q, backend %q: want both named", r.Detector, r.Backend)
 	}
 
+	// Issue 17: every threshold printed is named, and the one an API
+	// client may pass is the confidence of the embedder's calibration.
+	calib := service.Calibrations["arcface-r512"]
+	conf := float64(calib.Confidence(float32(r.Threshold)))
+	if r.ThresholdConfidence == nil || math.Abs(*r.ThresholdConfidence-conf) > 1e-6 {
+		t.Errorf("threshold_confidence = %v, want %.4f (the calibration's confidence of similarity %.4f)", r.ThresholdConfidence, conf, r.Threshold)
+	}
+	presets := map[string]float32{"strict": calib.Strict, "medium": calib.Medium, "low": calib.Low}
+	for name, sim := range presets {
+		p, ok := r.APIPresets[name]
+		if !ok || math.Abs(p.Confidence-float64(service.Presets[name])) > 1e-6 || math.Abs(p.Similarity-float64(sim)) > 1e-6 {
+			t.Errorf("api_presets[%s] = %+v, want confidence %v (what threshold=%s applies), similarity %v", name, p, service.Presets[name], name, sim)
+		}
+	}
+
 	text := mustFaced(t, args...)
-	for _, want := range []string{"accuracy", "pairs", "300", "arcface-r512@"} {
+	for _, want := range []string{"accuracy", "pairs", "300", "arcface-r512@",
+		"confidence: the 0-1 scale the API's threshold takes",
+		fmt.Sprintf("confidence %.4f (similarity %.4f): ", conf, r.Threshold),
+	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}
+	}
+	for name, sim := range presets {
+		re := regexp.MustCompile(fmt.Sprintf(`preset %s:\s+confidence %.4f\s+\(similarity %.4f\)`, name, service.Presets[name], sim))
+		if !re.MatchString(text) {
+			t.Errorf("text output lacks the API preset %s as %s:\n%s", name, re, text)
+		}
+	}
+	if strings.Contains(text, "threshold 0.") {
+		t.Errorf("text output prints an unnamed threshold:\n%s", text)
 	}
 }
 

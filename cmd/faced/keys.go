@@ -31,7 +31,8 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}, args, stdout, stderr)
 }
 
-const keysHashUsage = `usage: printf %s "$SECRET" | faced keys hash
+const keysHashUsage = `usage: faced keys hash < SECRET
+reads the secret from stdin (printf %s "$SECRET" | faced keys hash) and
 prints the secret_sha256 of a key in the configuration file
 `
 
@@ -43,15 +44,13 @@ var stdin io.Reader = os.Stdin
 // read from stdin, so the secret stays out of argv and shell history. A
 // trailing newline is ignored, as auth.Parse ignores surrounding space.
 func cmdKeysHash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys hash", stderr)
+	fs := newFlagSet("keys hash", "", stderr)
+	fs.stray = "the secret is read from stdin"
 	fs.Usage = func() {
 		io.WriteString(stderr, keysHashUsage)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("keys hash: unexpected argument %q (the secret is read from stdin)", fs.Arg(0))
 	}
 	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
 	if err != nil {
@@ -101,15 +100,12 @@ func storeExists(dataDir string) (bool, error) {
 }
 
 func cmdKeysAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys add", stderr)
+	fs := newFlagSet("keys add", "", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
 	name := fs.String("name", "", "what the key is for (required)")
 	scopesFlag := fs.String("scopes", "", "comma-separated scopes: read, write, admin (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("keys add: unexpected argument %q", fs.Arg(0))
 	}
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("keys add: --name is required")
@@ -163,14 +159,11 @@ type keyInfo struct {
 }
 
 func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys list", stderr)
+	fs := newFlagSet("keys list", "", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("keys list: unexpected argument %q", fs.Arg(0))
 	}
 	infos := []keyInfo{}
 	ok, err := storeExists(*dataDir)
@@ -224,23 +217,15 @@ func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys revoke", stderr)
+	fs := newFlagSet("keys revoke", "ID", stderr)
 	dataDir := fs.String("data-dir", "./data", "state directory")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	// Accept flags after the ID too: faced keys revoke ID --data-dir DIR.
-	var ids []string
-	for fs.NArg() > 0 {
-		ids = append(ids, fs.Arg(0))
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return err
-		}
-	}
-	if len(ids) != 1 {
+	if fs.NArg() != 1 {
 		return errors.New("keys revoke: want exactly one key ID")
 	}
-	id := ids[0]
+	id := fs.Arg(0)
 	ok, err := storeExists(*dataDir)
 	if err != nil {
 		return fmt.Errorf("keys revoke: %w", err)

@@ -56,34 +56,10 @@ func decodeJSON(t *testing.T, out string, v any, keys ...string) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	for _, arg := range []string{"version", "--version", "-version"} {
-		out, _, err := faced(t, arg)
-		if err != nil {
-			t.Fatalf("%s: %v", arg, err)
-		}
-		if out != "faced "+version+"\n" {
-			t.Errorf("%s printed %q, want %q", arg, out, "faced "+version+"\n")
-		}
-	}
-}
-
-func TestHelp(t *testing.T) {
-	out, _, err := faced(t, "help")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range []string{"serve", "eval", "bench", "models", "version"} {
-		if !strings.Contains(out, cmd) {
-			t.Errorf("usage lacks %q:\n%s", cmd, out)
-		}
-	}
-}
-
 func TestNoArgs(t *testing.T) {
 	out, errOut, err := faced(t)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("no arguments: err = %v, want flag.ErrHelp", err)
+	if !errors.Is(err, errNoCommand) || exitCode(err) != 2 {
+		t.Fatalf("no arguments: err = %v (exit %d), want errNoCommand and exit 2", err, exitCode(err))
 	}
 	if out != "" || !strings.Contains(errOut, "usage: faced") {
 		t.Errorf("no arguments: stdout %q, stderr %q; want the usage on stderr only", out, errOut)
@@ -104,14 +80,15 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 // TestSubcommandVerbs covers the verb dispatch of every command with
-// verbs: none is a help request, an unknown one an error.
+// verbs: none is a usage error (exit 2), -h a help request (exit 0), an
+// unknown one an error.
 func TestSubcommandVerbs(t *testing.T) {
-	for _, cmd := range []string{"eval", "bench", "models", "keys"} {
-		if _, _, err := faced(t, cmd); !errors.Is(err, flag.ErrHelp) {
-			t.Errorf("faced %s: err = %v, want flag.ErrHelp", cmd, err)
+	for _, cmd := range []string{"eval", "bench", "models", "keys", "config"} {
+		if _, errOut, err := faced(t, cmd); !errors.Is(err, errNoCommand) || !strings.Contains(errOut, "usage: faced "+cmd) {
+			t.Errorf("faced %s: err = %v, stderr %q; want errNoCommand and the usage", cmd, err, errOut)
 		}
-		if _, _, err := faced(t, cmd, "-h"); !errors.Is(err, flag.ErrHelp) {
-			t.Errorf("faced %s -h: err = %v, want flag.ErrHelp", cmd, err)
+		if out, _, err := faced(t, cmd, "-h"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "usage: faced "+cmd) {
+			t.Errorf("faced %s -h: err = %v, stdout %q; want flag.ErrHelp and the usage", cmd, err, out)
 		}
 		_, _, err := faced(t, cmd, "bogus")
 		if err == nil || !strings.Contains(err.Error(), `unknown verb "bogus"`) {

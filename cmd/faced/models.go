@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,9 +20,9 @@ func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // modelsFlags parses the verbs' one flag and returns the manifest and the
 // dependency folder.
 func modelsFlags(verb string, args []string, stderr io.Writer) (*models.Manifest, string, error) {
-	fs := newFlagSet("models "+verb, stderr)
-	depsDir := fs.String("deps-dir", "", "folder with lib/ and models/ (default: installed package or .deps)")
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet("models "+verb, "", stderr)
+	depsDir := fs.String("deps-dir", "", "folder with lib/ and models/ (default: $FACED_DEPS_DIR, the installed package, or .deps)")
+	if err := fs.parse(args); err != nil {
 		return nil, "", err
 	}
 	m, err := models.LoadManifest()
@@ -55,6 +56,19 @@ func modelsVerify(_ context.Context, args []string, stdout, stderr io.Writer) er
 	m, dir, err := modelsFlags("verify", args, stderr)
 	if err != nil {
 		return err
+	}
+	if dir, err = findDeps(dir); err != nil {
+		return fmt.Errorf("models verify: %w", err)
+	}
+	// A folder holding none of the files is the wrong folder: say so once.
+	missing := 0
+	for _, s := range m.Models {
+		if _, err := os.Stat(filepath.Join(dir, s.File)); errors.Is(err, os.ErrNotExist) {
+			missing++
+		}
+	}
+	if missing == len(m.Models) {
+		return fmt.Errorf("models verify: none of the %d model files is in %s: %s", missing, dir, depsHint)
 	}
 	bad := 0
 	var first error

@@ -71,16 +71,13 @@ func bindServeFlags(fs *flag.FlagSet, cfg *daemon.Config) {
 // left at its default does not undo the file or the environment). The
 // Loader builds it again, file re-read, on every SIGHUP.
 func serveConfig(args, environ []string, stderr io.Writer) (daemon.Loader, error) {
-	fs := newFlagSet("serve", stderr)
+	fs := newFlagSet("serve", "", stderr)
 	scratch := daemon.DefaultConfig()
-	bindServeFlags(fs, &scratch)
+	bindServeFlags(fs.FlagSet, &scratch)
 	var file string
 	fs.StringVar(&file, "config", "", "YAML configuration file (faced config default prints one; the package's is /etc/faced/faced.yaml); FACED_* variables and flags given explicitly override it")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return daemon.Loader{}, err
-	}
-	if fs.NArg() != 0 {
-		return daemon.Loader{}, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	// Replay the explicit flags onto the lower layers through a second
 	// flag set bound to them: every flag's String() parses back to its value.

@@ -106,6 +106,7 @@ func (cfg Config) CameraConfigs() ([]camera.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: cameras[%d]: %w", i, err)
 		}
+		cc.Limits = cfg.Vision.Limits()
 		out = append(out, cc)
 	}
 	return out, nil

@@ -55,8 +55,8 @@ type cameraBenchEntry struct {
 // once, in a throw-away store, and reports CPU, rates and decision
 // latency.
 func benchCamera(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench camera", stderr)
-	cfg := visionFlags(fs)
+	fs := newFlagSet("bench camera", "", stderr)
+	cfg := visionFlags(fs.FlagSet)
 	clip := fs.String("clip", "", "video clip to replay (required), e.g. an MP4 from a door camera")
 	n := fs.Int("cameras", 1, "cameras replaying the clip at once")
 	seconds := fs.Float64("seconds", 20, "how long to run (the clip loops)")
@@ -64,7 +64,7 @@ func benchCamera(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enrol := fs.String("enrol", "", "photo of the person in the clip to enrol first, so decisions are matches (default: none, every decision is unknown)")
 	liveness := fs.Bool("require-liveness", true, "score liveness on each shot, as a door camera does")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	switch {
@@ -84,6 +84,9 @@ func benchCamera(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if !*liveness {
 		cfg.Liveness = ""
+	}
+	if cfg.DepsDir, err = findDeps(cfg.DepsDir); err != nil {
+		return fmt.Errorf("bench camera: %w", err)
 	}
 	v, err := daemon.OpenVision(ctx, *cfg)
 	if err != nil {

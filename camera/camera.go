@@ -136,6 +136,8 @@ type Camera struct {
 	client *http.Client
 	// decided observes each decision (metrics); may be nil.
 	decided func(Decision)
+	// stateChanged observes state changes; may be nil.
+	stateChanged func(id, state, errText string)
 
 	tracker *Tracker
 	recent  []recentDecision

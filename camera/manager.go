@@ -18,8 +18,11 @@ type Manager struct {
 	latency *prometheus.HistogramVec
 }
 
-// NewManager checks and prepares the cameras; Run starts them.
-func NewManager(cfgs []Config, rec Recognizer, log *slog.Logger) (*Manager, error) {
+// NewManager checks and prepares the cameras; Run starts them. onState,
+// when not nil, is told every change of a camera's state (running,
+// reconnecting with the error, ended, stopped): the daemon turns it into
+// an MQTT message, so a camera that stops is an event for the fleet.
+func NewManager(cfgs []Config, rec Recognizer, log *slog.Logger, onState func(id, state, errText string)) (*Manager, error) {
 	m := &Manager{
 		byID: map[string]*Camera{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -41,6 +44,7 @@ func NewManager(cfgs []Config, rec Recognizer, log *slog.Logger) (*Manager, erro
 		}
 		obs := m.latency.WithLabelValues(cfg.ID)
 		c.decided = func(d Decision) { obs.Observe(d.Latency.Seconds()) }
+		c.stateChanged = onState
 		m.cams = append(m.cams, c)
 		m.byID[cfg.ID] = c
 	}

@@ -71,13 +71,20 @@ func (c *Camera) Status() Status {
 	return s
 }
 
+// setState records the camera's state and, on a change, tells the
+// manager's observer (an MQTT message through the outbox).
 func (c *Camera) setState(state string, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	changed := c.st.state != state
 	c.st.state = state
 	c.st.err = ""
 	if err != nil {
 		c.st.err = err.Error()
+	}
+	errText := c.st.err
+	c.mu.Unlock()
+	if changed && c.stateChanged != nil {
+		c.stateChanged(c.cfg.ID, state, errText)
 	}
 }
 

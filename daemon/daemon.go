@@ -125,7 +125,19 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		return nil, err
 	}
 	if len(opts.Cameras) > 0 {
-		if d.Cameras, err = camera.NewManager(opts.Cameras, d.Service, logger); err != nil {
+		var onState func(id, state, errText string)
+		if opts.MQTT.Enabled() {
+			onState = func(id, state, errText string) {
+				m, err := fleetsync.CameraMessage(syncCfg, id, state, errText, time.Now())
+				if err == nil {
+					err = d.Service.EnqueueOutbox(context.Background(), m)
+				}
+				if err != nil {
+					logger.Warn("camera state not queued for the fleet", "camera", id, "err", err)
+				}
+			}
+		}
+		if d.Cameras, err = camera.NewManager(opts.Cameras, d.Service, logger, onState); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("daemon: %w", err)
 		}

@@ -36,3 +36,17 @@ func EventQueue(cfg Config) store.EventQueue {
 		return []store.OutboxMessage{{Topic: topic, Payload: payload, CreatedAt: time.Now()}}, nil
 	}
 }
+
+// CameraMessage is the outbox message announcing a camera's new state
+// (CameraEvent at <prefix>/<device>/cameras).
+func CameraMessage(cfg Config, cameraID, state, errText string, at time.Time) (store.OutboxMessage, error) {
+	cfg.setDefaults()
+	payload, err := json.Marshal(CameraEvent{
+		V: ProtocolVersion, Type: "camera", EventID: newID(), DeviceID: cfg.DeviceID,
+		CameraID: cameraID, State: state, Error: errText, Time: at.UTC(),
+	})
+	if err != nil {
+		return store.OutboxMessage{}, fmt.Errorf("encode camera event: %w", err)
+	}
+	return store.OutboxMessage{Topic: cfg.topic(topicCameras), Payload: payload, CreatedAt: at}, nil
+}

@@ -20,6 +20,7 @@ const ProtocolVersion = 1
 const (
 	topicStatus   = "status"   // up, retained
 	topicEvents   = "events"   // up, via the outbox
+	topicCameras  = "cameras"  // up, via the outbox
 	topicAcks     = "acks"     // up, via the outbox
 	topicRequests = "requests" // up, via the outbox: snapshot requests
 	topicReplies  = "replies"  // up, via the outbox: command replies
@@ -64,6 +65,21 @@ type Status struct {
 	Galleries   map[string]uint64 `json:"galleries,omitempty"` // gallery → last applied revision
 	Outbox      *OutboxInfo       `json:"outbox,omitempty"`
 	Cameras     []CameraInfo      `json:"cameras,omitempty"`
+}
+
+// CameraEvent is published at <prefix>/<device>/cameras, through the
+// outbox, each time a watched camera's state changes: running,
+// reconnecting (the source failed or stopped; Error says why), ended (a
+// clip played out) or stopped (the daemon is stopping).
+type CameraEvent struct {
+	V        int       `json:"v"`
+	Type     string    `json:"type"` // "camera"
+	EventID  string    `json:"event_id"`
+	DeviceID string    `json:"device_id"`
+	CameraID string    `json:"camera_id"`
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // CameraInfo is a watched camera's state in the status: running,

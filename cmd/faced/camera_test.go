@@ -21,9 +21,11 @@ import (
 
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/cliptest"
+	"github.com/facedhq/faced/internal/mqtttest"
 	"github.com/facedhq/faced/internal/rtsptest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/store"
+	fleetsync "github.com/facedhq/faced/sync"
 )
 
 // A camera configured in faced.yaml, fed by a real RTSP server: its
@@ -35,6 +37,8 @@ func TestCameraEndToEndSurvivesKill(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	clip := cliptest.Approach{Photo: testenv.DataDir(t) + "/deepface/img2.jpg"}.Make(t, dir)
 	rtsp := rtsptest.Start(t, "")
+	broker := mqtttest.Start(t, mqtttest.Options{})
+	backend := mqtttest.NewBackend(t, broker.URL(), "backend-cam", "faced/door-1/cameras", "faced/door-1/events")
 	const keyID, secret = "0123456789ab", "Zk3v9QwPq0wU4jx2pIY1n0m9V1sZl8H3yX5cR4k7Qw1"
 	sum := sha256.Sum256([]byte(secret))
 	token := keyID + "." + secret
@@ -46,12 +50,15 @@ vision:
   attributes: false
 keys:
   - {id: %s, name: door, secret_sha256: %s, scopes: [read, write]}
+mqtt:
+  url: %s
+  device_id: door-1
 cameras:
   - id: door-cam
     url: %s
     fps: 10
     require_liveness: true
-`, data, keyID, hex.EncodeToString(sum[:]), rtsp.URL("door")), 0o600)
+`, data, keyID, hex.EncodeToString(sum[:]), broker.URL(), rtsp.URL("door")), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +133,26 @@ cameras:
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown camera: %v %v, want 404", resp, err)
 	}
+
+	// The fleet heard the camera fail to connect, then run, and got the
+	// decision with its track.
+	backend.WaitFor("/cameras", 30*time.Second, func(msgs []mqtttest.Msg) bool {
+		states := map[string]bool{}
+		for _, m := range mqtttest.Decode[fleetsync.CameraEvent](t, msgs) {
+			if m.CameraID == "door-cam" {
+				states[m.State] = true
+			}
+		}
+		return states["reconnecting"] && states["running"]
+	})
+	backend.WaitFor("/events", 30*time.Second, func(msgs []mqtttest.Msg) bool {
+		for _, m := range mqtttest.Decode[fleetsync.MatchEvent](t, msgs) {
+			if m.CameraID == "door-cam" && m.TrackID == *e.TrackID && m.PersonID == "angelina" && m.DecisionLatencyMS != nil {
+				return true
+			}
+		}
+		return false
+	})
 
 	c.signal(t, syscall.SIGKILL)
 	<-c.done

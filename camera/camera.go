@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/facedhq/faced/face"
+	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -531,7 +532,8 @@ func labelOf(d Decision) string {
 	return "unknown"
 }
 
-// meanEmbedding is the normalised mean of the shots' embeddings.
+// meanEmbedding is the normalised mean of the shots' embeddings (nil
+// when none was embedded).
 func meanEmbedding(shots []Shot) []float32 {
 	var sum []float32
 	for _, s := range shots {
@@ -542,18 +544,7 @@ func meanEmbedding(shots []Shot) []float32 {
 			sum[i] += v
 		}
 	}
-	var n float64
-	for _, v := range sum {
-		n += float64(v) * float64(v)
-	}
-	if n == 0 {
-		return nil
-	}
-	inv := float32(1 / math.Sqrt(n))
-	for i := range sum {
-		sum[i] *= inv
-	}
-	return sum
+	return models.L2Normalize(sum)
 }
 
 func dot(a, b []float32) float32 {

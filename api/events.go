@@ -18,22 +18,37 @@ type EventJSON struct {
 	CameraID    string         `json:"camera_id,omitempty"`
 	Time        time.Time      `json:"time"`
 	Matched     bool           `json:"matched"`
-	PersonID    string         `json:"person_id,omitempty"`
+	PersonID    *string        `json:"person_id"` // null when no person matched
 	FaceID      uint64         `json:"face_id,omitempty"`
 	Gallery     string         `json:"gallery,omitempty"`
 	Confidence  float32        `json:"confidence"`
 	Box         face.Box       `json:"box"`
 	Meta        store.Metadata `json:"meta,omitempty"`
 	HasSnapshot bool           `json:"has_snapshot"`
+	// A camera's decision (one per tracked face) adds its track, how long
+	// the decision took from the first frame in which the face was at
+	// least 80 px, and the shots' mean liveness with its verdict.
+	TrackID           *uint64  `json:"track_id,omitempty"`
+	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
+	Liveness          *float32 `json:"liveness,omitempty"`
+	Live              *bool    `json:"live,omitempty"`
 }
 
 func eventJSON(e store.Event) EventJSON {
-	return EventJSON{
-		ID: e.ID, CameraID: e.CameraID, Time: e.Time, Matched: e.Matched, PersonID: e.PersonID,
+	out := EventJSON{
+		ID: e.ID, CameraID: e.CameraID, Time: e.Time, Matched: e.Matched,
 		FaceID: e.FaceID, Gallery: e.Gallery, Confidence: e.Confidence,
 		Box:  face.Box{X1: e.Box[0], Y1: e.Box[1], X2: e.Box[2], Y2: e.Box[3]},
 		Meta: e.Meta, HasSnapshot: e.HasSnapshot,
 	}
+	if e.PersonID != "" {
+		out.PersonID = &e.PersonID
+	}
+	if t := e.Track; t != nil {
+		ms := t.Latency.Milliseconds()
+		out.TrackID, out.DecisionLatencyMS, out.Liveness, out.Live = &t.TrackID, &ms, t.Liveness, &t.Live
+	}
+	return out
 }
 
 // listEvents: GET /v1/events?person_id=&camera_id=&from=&to=&matched=

@@ -179,6 +179,23 @@ func enrolPhotos(q *request) ([][]byte, error) {
 	return photos, nil
 }
 
+// fromEvent reads from_event: the id of an event whose kept face crop
+// enrols the person instead of a photo (0 when absent).
+func fromEvent(q *request) (uint64, error) {
+	v := q.str("from_event")
+	if v == "" {
+		return 0, nil
+	}
+	if len(q.photos["photo"])+len(q.photos["photos"]) > 0 {
+		return 0, badRequest("invalid", `send either photos or from_event, not both`)
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || id == 0 {
+		return 0, badRequest("invalid", fmt.Sprintf("from_event %q is not an event id (GET /v1/events lists them)", v))
+	}
+	return id, nil
+}
+
 // enrolSelector reads mf_selector for enrolment: biggest (the default) or
 // reject; one photo enrols one face, so all is refused.
 func enrolSelector(q *request) (face.Selector, error) {
@@ -211,13 +228,25 @@ func (s *Server) createPerson(r *http.Request, q *request, svc *service.Service)
 	if err == nil {
 		req.Selector, err = enrolSelector(q)
 	}
+	var (
+		p       store.Person
+		faces   []store.Face
+		eventID uint64
+	)
 	if err == nil {
+		eventID, err = fromEvent(q)
+	}
+	if err == nil && eventID == 0 {
 		req.Photos, err = enrolPhotos(q)
 	}
 	if err != nil {
 		return response{}, err
 	}
-	p, faces, err := svc.Enroll(r.Context(), req)
+	if eventID != 0 {
+		p, faces, err = svc.EnrollFromEvent(r.Context(), req.Person, eventID, req.FaceInput)
+	} else {
+		p, faces, err = svc.Enroll(r.Context(), req)
+	}
 	if err != nil {
 		return response{}, err
 	}

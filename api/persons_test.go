@@ -638,7 +638,7 @@ func TestPersonsEvents(t *testing.T) {
 	if len(all) != 3 || all[0].CameraID != "door-1" || all[1].CameraID != "door-2" || !all[0].Time.After(all[2].Time) && !all[0].Time.Equal(all[2].Time) {
 		t.Fatalf("events %+v", all)
 	}
-	if !all[0].Matched || all[0].PersonID != "angelina" || all[0].FaceID == 0 || all[0].Confidence < 0.75 || all[1].Matched || all[1].PersonID != "" {
+	if !all[0].Matched || all[0].PersonID == nil || *all[0].PersonID != "angelina" || all[0].FaceID == 0 || all[0].Confidence < 0.75 || all[1].Matched || all[1].PersonID != nil {
 		t.Fatalf("events %+v", all)
 	}
 	for query, want := range map[string]int{

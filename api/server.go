@@ -41,6 +41,8 @@ type Config struct {
 	// Fetch enables photo URLs; off (the zero value) unless hosts are
 	// allow-listed.
 	Fetch FetchConfig
+	// Cameras are the watched cameras (nil: none).
+	Cameras Cameras
 }
 
 // FetchConfig allows photos given as http(s) URLs. Edge devices must not
@@ -188,7 +190,7 @@ type response struct {
 type rawJSON []byte
 
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		plain("GET /v1/device", auth.ScopeRead, s.device),
 		plain("GET /v1/reembed", auth.ScopeRead, s.reembed),
 		recognition("POST /v1/detect", auth.ScopeRead, onePhoto, s.detect),
@@ -211,12 +213,12 @@ func (s *Server) routes() []route {
 		plain("POST /v1/galleries", auth.ScopeWrite, s.createGallery),
 		plain("DELETE /v1/galleries/{name}", auth.ScopeWrite, s.deleteGallery),
 		plain("GET /v1/events", auth.ScopeRead, s.listEvents),
-	}
+	}, s.cameraRoutes()...)
 }
 
 // Routes lists the served patterns ("METHOD /path"), for the OpenAPI check.
 func (s *Server) Routes() []string {
-	out := []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+	out := []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/cameras/{id}/mjpeg"}
 	for _, r := range s.routes() {
 		out = append(out, r.pattern)
 	}
@@ -245,6 +247,7 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
+	mux.Handle("GET /v1/cameras/{id}/mjpeg", s.cameraMJPEG())
 	for _, m := range s.mounts {
 		mux.Handle(m.prefix+"/", http.StripPrefix(m.prefix, m.handler))
 	}
@@ -392,6 +395,10 @@ func (res response) write(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(res.status)
 		w.Write(body)
+	case rawBody:
+		w.Header().Set("Content-Type", body.contentType)
+		w.WriteHeader(res.status)
+		w.Write(body.data)
 	default:
 		writeJSON(w, res.status, body)
 	}

@@ -95,6 +95,8 @@ type Config struct {
 	MQTT MQTTConfig `yaml:"mqtt"`
 	// Store bounds what the store keeps.
 	Store StoreConfig `yaml:"store"`
+	// Cameras are the video sources the daemon watches (CameraConfig).
+	Cameras []CameraConfig `yaml:"cameras"`
 }
 
 // StoreConfig is the store's part of the configuration.
@@ -444,6 +446,7 @@ func (cfg Config) Validate() error {
 	cfg.MQTT.validate(bad)
 	cfg.Dialects.validate(cfg.Listen, bad)
 	cfg.Store.Retention.validate(bad)
+	validateCameras(cfg.Cameras, bad)
 
 	if cfg.API.MaxBodyBytes <= 0 {
 		bad("api.max_body_bytes", "must be positive")

@@ -118,6 +118,17 @@ store:
     images_max_age: 8760h
     images_max_count: 2000
     interval: 10m
+cameras:
+  - id: door-cam
+    url: rtsp://admin:pw@10.0.0.7/stream1
+    fps: 8
+    roi: {x: 0.1, y: 0, w: 0.8, h: 1}
+    min_face_px: 60
+    galleries: [staff]
+    threshold: strict
+    require_liveness: false
+    keep_crops: true
+    repeat_after: 1m
 `
 
 func TestLoadConfigFull(t *testing.T) {
@@ -152,6 +163,11 @@ func TestLoadConfigFull(t *testing.T) {
 		},
 		Store: StoreConfig{Retention: RetentionConfig{EventsMaxAge: 30 * 24 * time.Hour, EventsMaxCount: 50000,
 			ImagesMaxAge: 365 * 24 * time.Hour, ImagesMaxCount: 2000, Interval: 10 * time.Minute}},
+		Cameras: []CameraConfig{{
+			ID: "door-cam", URL: "rtsp://admin:pw@10.0.0.7/stream1", FPS: 8, ROI: &ROIConfig{X: 0.1, W: 0.8, H: 1},
+			MinFacePx: 60, Galleries: []string{"staff"}, Threshold: "strict", RequireLiveness: new(false),
+			KeepCrops: true, RepeatAfter: time.Minute,
+		}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("LoadConfig:\n got %+v\nwant %+v", cfg, want)
@@ -329,6 +345,16 @@ func TestValidateNamesTheField(t *testing.T) {
 			key(func(k *KeyConfig) {})(c)
 			key(func(k *KeyConfig) { k.ID = "ba9876543210"; k.SecretSHA256 = strings.Repeat("AB", 32) })(c)
 		}, "config: keys[1].secret_sha256: same as keys[0]'s"},
+		{"cameras[0].url", func(c *Config) { c.Cameras = []CameraConfig{{ID: "door-cam", URL: "ftp://cam/1"}} }, "config: cameras[0].url: url ftp://cam/1: scheme must be"},
+		{"cameras[0].id", func(c *Config) { c.Cameras = []CameraConfig{{ID: "door cam", URL: "rtsp://cam/1"}} }, `config: cameras[0].id: "door cam": want 1-64 letters`},
+		{"cameras[1].id", func(c *Config) {
+			c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1"}, {ID: "a", URL: "rtsp://cam/2"}}
+		}, `config: cameras[1].id: "a" is used by another camera`},
+		{"cameras[0].fps", func(c *Config) { c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1", FPS: 120}} }, "config: cameras[0].fps: 120: want 0 < fps <= 60"},
+		{"cameras[0].roi", func(c *Config) {
+			c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1", ROI: &ROIConfig{X: 0.5, W: 0.8, H: 1}}}
+		}, "config: cameras[0].roi:"},
+		{"cameras[0].threshold", func(c *Config) { c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1", Threshold: "loose"}} }, "config: cameras[0].threshold:"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			cfg := DefaultConfig()

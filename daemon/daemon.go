@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/facedhq/faced/camera"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 	fleetsync "github.com/facedhq/faced/sync"
@@ -31,6 +32,9 @@ type Daemon struct {
 	// stopReembed ends the background re-embedding of kept face crops
 	// and waits for it (nil when none runs).
 	stopReembed func()
+	// Cameras watches the configured cameras (nil when there are none).
+	Cameras     *camera.Manager
+	stopCameras func()
 }
 
 // Options are what Open sets up.
@@ -46,12 +50,16 @@ type Options struct {
 	// Retention bounds events and kept crops; the zero value prunes
 	// nothing.
 	Retention RetentionConfig
+	// Cameras to watch (Config.CameraConfigs).
+	Cameras []camera.Config
 }
 
-// Options gathers what Open needs from the configuration.
+// Options gathers what Open needs from the configuration, which must have
+// passed Validate.
 func (cfg Config) Options(version string) Options {
+	cams, _ := cfg.CameraConfigs() // checked by Validate
 	return Options{DataDir: cfg.DataDir, Vision: cfg.Vision, Service: cfg.ServiceConfig(), MQTT: cfg.MQTT, Version: version,
-		Retention: cfg.Store.Retention}
+		Retention: cfg.Store.Retention, Cameras: cams}
 }
 
 // Open loads the models and opens the store at the same time (each takes
@@ -116,6 +124,34 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		d.Close()
 		return nil, err
 	}
+	if len(opts.Cameras) > 0 {
+		var onState func(id, state, errText string)
+		if opts.MQTT.Enabled() {
+			onState = func(id, state, errText string) {
+				m, err := fleetsync.CameraMessage(syncCfg, id, state, errText, time.Now())
+				if err == nil {
+					err = d.Service.EnqueueOutbox(context.Background(), m)
+				}
+				if err != nil {
+					logger.Warn("camera state not queued for the fleet", "camera", id, "err", err)
+				}
+			}
+		}
+		if d.Cameras, err = camera.NewManager(opts.Cameras, d.Service, logger, onState); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		if d.Sync != nil {
+			d.Sync.SetCameraStatus(d.cameraInfo)
+		}
+		// Not ctx: cameras run until Close, which decides their open
+		// tracks before the store closes.
+		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); d.Cameras.Run(cctx) }()
+		d.stopCameras = func() { stop(); <-done }
+		logger.Info("cameras on", "count", len(opts.Cameras))
+	}
 	// Prune at once (a device that was off for months starts with its
 	// history already due) and then on schedule; not ctx: until Close.
 	d.Pruner = NewPruner(db, opts.Retention, logger)
@@ -132,6 +168,9 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 // store and the models.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.stopCameras != nil {
+		d.stopCameras()
+	}
 	if d.stopReembed != nil {
 		d.stopReembed()
 	}
@@ -176,4 +215,13 @@ func (d *Daemon) startReembed(ctx context.Context, logger *slog.Logger) {
 		cancel()
 		<-done
 	}
+}
+
+// cameraInfo is the cameras' part of the fleet status.
+func (d *Daemon) cameraInfo() []fleetsync.CameraInfo {
+	var out []fleetsync.CameraInfo
+	for _, s := range d.Cameras.Status() {
+		out = append(out, fleetsync.CameraInfo{ID: s.ID, State: s.State, Error: s.Error})
+	}
+	return out
 }

@@ -139,13 +139,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 		v.Backends = append(v.Backends, b)
 	}
 
-	limits := face.DefaultLimits()
-	if cfg.MaxImageBytes > 0 {
-		limits.MaxBytes = cfg.MaxImageBytes
-	}
-	if cfg.MaxImagePixels > 0 {
-		limits.MaxPixels = cfg.MaxImagePixels
-	}
+	limits := cfg.Limits()
 	v.Pipeline, err = face.New(ctx, face.Config{
 		DepsDir: dir, Backends: v.Backends,
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
@@ -185,4 +179,16 @@ func (v *Vision) Close() error {
 		errs = append(errs, b.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Limits bounds every image the pipeline takes: photos, and camera frames.
+func (cfg VisionConfig) Limits() face.Limits {
+	limits := face.DefaultLimits()
+	if cfg.MaxImageBytes > 0 {
+		limits.MaxBytes = cfg.MaxImageBytes
+	}
+	if cfg.MaxImagePixels > 0 {
+		limits.MaxPixels = cfg.MaxImagePixels
+	}
+	return limits
 }

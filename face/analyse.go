@@ -23,9 +23,32 @@ func (p *Pipeline) analyse(ctx context.Context, img gocv.Mat, d detection, opts 
 	if opts.Landmarks68 {
 		f.Landmarks68 = p68
 	}
+	return p.describe(ctx, img, f, p68, opts)
+}
 
+// Analyse runs the stages after landmarks on a face that DetectImage found
+// in the same image: alignment on its five landmarks, then the embedding,
+// liveness and aligned crop that opts asks for, and quality. A camera
+// detects every frame but embeds only the shots worth it. Attributes need
+// the 68 landmarks and are not available here.
+func (p *Pipeline) Analyse(ctx context.Context, img *Image, f Face, opts Options) (Face, error) {
+	if opts.Attributes {
+		return Face{}, fmt.Errorf("%w: attributes of an already detected face", ErrStageDisabled)
+	}
+	if err := p.checkOptions(opts); err != nil {
+		return Face{}, err
+	}
+	if !f.Box.valid(img.Width, img.Height) {
+		return Face{}, fmt.Errorf("face: analyse: box %v outside the %dx%d image", f.Box, img.Width, img.Height)
+	}
+	return p.describe(ctx, img.Mat, f, nil, opts)
+}
+
+// describe aligns a located face and runs the stages opts asks for.
+func (p *Pipeline) describe(ctx context.Context, img gocv.Mat, f Face, p68 []Point, opts Options) (Face, error) {
+	d := detection{box: f.Box, score: f.Score}
 	start := time.Now()
-	aligned, err := p.align(img, five)
+	aligned, err := p.align(img, f.Landmarks)
 	opts.Timings.since(StageAlign, start)
 	if err != nil {
 		return Face{}, err

@@ -148,3 +148,13 @@ func (m similarity) apply(p Point) Point {
 	x, y := float64(p.X), float64(p.Y)
 	return Point{float32(m[0]*x + m[1]*y + m[2]), float32(m[3]*x + m[4]*y + m[5])}
 }
+
+// valid reports a finite box of positive size that overlaps a w x h image.
+func (b Box) valid(w, h int) bool {
+	for _, v := range [4]float32{b.X1, b.Y1, b.X2, b.Y2} {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return false
+		}
+	}
+	return b.X2 > b.X1 && b.Y2 > b.Y1 && b.X2 > 0 && b.Y2 > 0 && b.X1 < float32(w) && b.Y1 < float32(h)
+}

@@ -27,6 +27,21 @@ type Event struct {
 	Meta       Metadata
 	// HasSnapshot reports that a frame is stored; EventSnapshot returns it.
 	HasSnapshot bool
+	// Track is set on the one event a camera records per tracked face.
+	Track *TrackDecision
+}
+
+// TrackDecision is what a camera's decision adds to its event: the track it
+// closes, how long the decision took, and the liveness evidence.
+type TrackDecision struct {
+	TrackID uint64
+	// Latency runs from the first frame in which the face was at least
+	// 80 px (or the track's first frame) to the decision.
+	Latency time.Duration
+	// Liveness is the mean liveness score of the shots; nil when liveness
+	// was not scored. Live is the verdict on it.
+	Liveness *float32
+	Live     bool
 }
 
 // EventQuery selects events, newest first. From is inclusive, To exclusive;
@@ -64,11 +79,17 @@ func eventKeyTime(k []byte) time.Time {
 const (
 	flagMatched     = 1 << 0
 	flagHasSnapshot = 1 << 1
+	flagTrack       = 1 << 2 // a track section follows the metadata
+	flagLiveness    = 1 << 3 // the track section holds a liveness score
+	flagLive        = 1 << 4
 )
 
 // Event record (after the format byte): camera, person, face id uvarint,
-// gallery, confidence f32, flags, box 4 × f32, metadata JSON. Time and id
-// are in the key.
+// gallery, confidence f32, flags, box 4 × f32, metadata JSON, and with
+// flagTrack the track section: track id uvarint, latency ms uvarint, and
+// with flagLiveness the score f32. Time and id are in the key. Records
+// written before the track section existed have no flagTrack and decode
+// unchanged.
 func encodeEvent(e *Event) ([]byte, error) {
 	meta, err := encodeMeta(e.Meta)
 	if err != nil {
@@ -88,9 +109,25 @@ func encodeEvent(e *Event) ([]byte, error) {
 	if e.HasSnapshot {
 		flags |= flagHasSnapshot
 	}
+	if t := e.Track; t != nil {
+		flags |= flagTrack
+		if t.Liveness != nil {
+			flags |= flagLiveness
+		}
+		if t.Live {
+			flags |= flagLive
+		}
+	}
 	enc.byte1(flags)
 	enc.box(e.Box)
 	enc.bytes(meta)
+	if t := e.Track; t != nil {
+		enc.uvarint(t.TrackID)
+		enc.uvarint(uint64(t.Latency.Milliseconds()))
+		if t.Liveness != nil {
+			enc.f32(*t.Liveness)
+		}
+	}
 	return enc.b, nil
 }
 
@@ -111,6 +148,15 @@ func decodeEvent(key, v []byte) (Event, error) {
 	e.HasSnapshot = flags&flagHasSnapshot != 0
 	e.Box = d.box()
 	meta := d.fixed(d.length())
+	if flags&flagTrack != 0 {
+		t := &TrackDecision{TrackID: d.uvarint(), Live: flags&flagLive != 0}
+		t.Latency = time.Duration(d.uvarint()) * time.Millisecond
+		if flags&flagLiveness != 0 {
+			v := d.f32()
+			t.Liveness = &v
+		}
+		e.Track = t
+	}
 	if d.err != nil {
 		return Event{}, fmt.Errorf("%w: event %d: %v", ErrCorrupt, e.ID, d.err)
 	}
@@ -137,6 +183,9 @@ func checkEvent(e *Event, snapshot []byte) error {
 	}
 	if !finite(e.Confidence) || !finite(e.Box[:]...) {
 		return fmt.Errorf("%w: confidence or box has NaN or Inf", ErrInvalid)
+	}
+	if t := e.Track; t != nil && (t.Latency < 0 || (t.Liveness != nil && !finite(*t.Liveness))) {
+		return fmt.Errorf("%w: track decision has a negative latency or a NaN liveness", ErrInvalid)
 	}
 	if len(snapshot) > MaxImageBytes {
 		return fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrInvalid, len(snapshot), MaxImageBytes)

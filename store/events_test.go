@@ -199,3 +199,37 @@ func TestAddEventQueue(t *testing.T) {
 		t.Errorf("outbox count %d after failed queue, want 1", st.Count)
 	}
 }
+
+// A camera's decision keeps its track section; events recorded before the
+// section existed (no flag) decode without one.
+func TestEventTrackDecisionRoundTrip(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	live := float32(0.93)
+	for _, tr := range []*TrackDecision{
+		{TrackID: 1796303804211001, Latency: 268 * time.Millisecond, Liveness: &live, Live: true},
+		{TrackID: 7, Latency: 0},
+	} {
+		e, err := db.AddEvent(ctx, Event{CameraID: "door-cam", Track: tr}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.GetEvent(ctx, e.ID)
+		if err != nil || !reflect.DeepEqual(got.Track, tr) {
+			t.Errorf("track %+v: read back %+v, %v", tr, got.Track, err)
+		}
+	}
+	plain, err := db.AddEvent(ctx, Event{CameraID: "door-cam"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetEvent(ctx, plain.ID); got.Track != nil {
+		t.Errorf("event without a track reads back %+v", got.Track)
+	}
+	nan := float32(math.NaN())
+	for _, tr := range []*TrackDecision{{Latency: -time.Second}, {Liveness: &nan}} {
+		if _, err := db.AddEvent(ctx, Event{Track: tr}, nil, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("AddEvent(track %+v) = %v, want ErrInvalid", tr, err)
+		}
+	}
+	mustCheck(t, db)
+}

@@ -25,10 +25,28 @@ func EventQueue(cfg Config) store.EventQueue {
 		if len(e.Meta) > 0 {
 			m.Meta = e.Meta
 		}
+		if t := e.Track; t != nil {
+			ms := t.Latency.Milliseconds()
+			m.TrackID, m.DecisionLatencyMS, m.Liveness, m.Live = t.TrackID, &ms, t.Liveness, &t.Live
+		}
 		payload, err := json.Marshal(m)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d: %w", e.ID, err)
 		}
 		return []store.OutboxMessage{{Topic: topic, Payload: payload, CreatedAt: time.Now()}}, nil
 	}
+}
+
+// CameraMessage is the outbox message announcing a camera's new state
+// (CameraEvent at <prefix>/<device>/cameras).
+func CameraMessage(cfg Config, cameraID, state, errText string, at time.Time) (store.OutboxMessage, error) {
+	cfg.setDefaults()
+	payload, err := json.Marshal(CameraEvent{
+		V: ProtocolVersion, Type: "camera", EventID: newID(), DeviceID: cfg.DeviceID,
+		CameraID: cameraID, State: state, Error: errText, Time: at.UTC(),
+	})
+	if err != nil {
+		return store.OutboxMessage{}, fmt.Errorf("encode camera event: %w", err)
+	}
+	return store.OutboxMessage{Topic: cfg.topic(topicCameras), Payload: payload, CreatedAt: at}, nil
 }

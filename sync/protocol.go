@@ -20,6 +20,7 @@ const ProtocolVersion = 1
 const (
 	topicStatus   = "status"   // up, retained
 	topicEvents   = "events"   // up, via the outbox
+	topicCameras  = "cameras"  // up, via the outbox
 	topicAcks     = "acks"     // up, via the outbox
 	topicRequests = "requests" // up, via the outbox: snapshot requests
 	topicReplies  = "replies"  // up, via the outbox: command replies
@@ -63,6 +64,30 @@ type Status struct {
 	Time        time.Time         `json:"time"`
 	Galleries   map[string]uint64 `json:"galleries,omitempty"` // gallery → last applied revision
 	Outbox      *OutboxInfo       `json:"outbox,omitempty"`
+	Cameras     []CameraInfo      `json:"cameras,omitempty"`
+}
+
+// CameraEvent is published at <prefix>/<device>/cameras, through the
+// outbox, each time a watched camera's state changes: running,
+// reconnecting (the source failed or stopped; Error says why), ended (a
+// clip played out) or stopped (the daemon is stopping).
+type CameraEvent struct {
+	V        int       `json:"v"`
+	Type     string    `json:"type"` // "camera"
+	EventID  string    `json:"event_id"`
+	DeviceID string    `json:"device_id"`
+	CameraID string    `json:"camera_id"`
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// CameraInfo is a watched camera's state in the status: running,
+// reconnecting (with the error), ended or stopped.
+type CameraInfo struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
 }
 
 // OutboxInfo describes the device's queue of unsent messages.
@@ -90,6 +115,11 @@ type MatchEvent struct {
 	Confidence float32    `json:"confidence"`
 	Box        [4]float32 `json:"box"`
 	Meta       any        `json:"meta,omitempty"`
+	// Set on a camera's decision (see the REST API's events).
+	TrackID           uint64   `json:"track_id,omitempty"`
+	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
+	Liveness          *float32 `json:"liveness,omitempty"`
+	Live              *bool    `json:"live,omitempty"`
 }
 
 // Operation kinds of gallery operations.

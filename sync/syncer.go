@@ -63,6 +63,8 @@ type Syncer struct {
 	closing  atomic.Bool
 
 	stats stats
+	// cameras, when set, describes the watched cameras for the status.
+	cameras atomic.Pointer[func() []CameraInfo]
 
 	// Gap handling: the bound of held operations, and the snapshot
 	// requests' throttle (owned by the worker goroutine). Fixed at New;
@@ -320,8 +322,15 @@ func (s *Syncer) status(ctx context.Context) Status {
 	if ob, err := s.svc.OutboxStats(ctx); err == nil {
 		st.Outbox = &OutboxInfo{Count: ob.Count, Bytes: ob.Bytes, Dropped: ob.Dropped}
 	}
+	if fn := s.cameras.Load(); fn != nil {
+		st.Cameras = (*fn)()
+	}
 	return st
 }
+
+// SetCameraStatus makes the status report the cameras fn describes
+// (refreshed every StatusInterval).
+func (s *Syncer) SetCameraStatus(fn func() []CameraInfo) { s.cameras.Store(&fn) }
 
 // publishLoop drains the outbox in order while connected: a window of
 // messages is published at QoS 1 and each is removed from the store only

@@ -22,7 +22,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "bench", map[string]command{"pipeline": benchPipeline, "index": benchIndex, "http": benchHTTP}, args, stdout, stderr)
+	return dispatch(ctx, "bench", map[string]command{"pipeline": benchPipeline, "index": benchIndex, "http": benchHTTP, "camera": benchCamera}, args, stdout, stderr)
 }
 
 // benchIndex measures 1:N search over synthetic unit vectors.

@@ -24,7 +24,7 @@ import (
 var commands = map[string][]string{
 	"serve":   nil,
 	"eval":    {"verify", "detect", "liveness"},
-	"bench":   {"pipeline", "index", "http"},
+	"bench":   {"pipeline", "index", "http", "camera"},
 	"models":  {"list", "verify"},
 	"backup":  nil,
 	"restore": nil,

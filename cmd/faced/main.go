@@ -67,6 +67,7 @@ measurement:
   bench pipeline                      speed of detect + align + embed on photos
   bench index                         speed and recall of 1:N search (synthetic)
   bench http                          speed of the HTTP API on loopback
+  bench camera --clip FILE            CPU, rates and decision latency of the camera loop
 
   version                             print the version and VCS revision
   help                                print this help

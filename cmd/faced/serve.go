@@ -183,12 +183,21 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		closeAll()
 		return errors.Join(err, closeDaemon())
 	}
-	srv := api.New(api.Config{
+	acfg := api.Config{
 		Service: d.Service, Logger: logger, Version: version, Backend: cfg.Vision.Backend,
 		MaxBody: cfg.API.MaxBodyBytes, RequestTimeout: cfg.API.RequestTimeout,
 		MaxInFlight: cfg.API.MaxInFlight, MaxQueue: cfg.API.MaxQueue,
 		Fetch: api.FetchConfig{AllowHosts: cfg.Fetch.AllowHosts, MaxBytes: cfg.Fetch.MaxBytes, Timeout: cfg.Fetch.Timeout},
-	})
+	}
+	if d.Cameras != nil {
+		acfg.Cameras = d.Cameras
+	}
+	srv := api.New(acfg)
+	if d.Cameras != nil {
+		if err := srv.RegisterMetrics(d.Cameras); err != nil {
+			logger.Warn("camera metrics not registered", "err", err)
+		}
+	}
 	if d.Sync != nil {
 		if err := srv.RegisterMetrics(d.Sync); err != nil {
 			logger.Warn("sync metrics not registered", "err", err)

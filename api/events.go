@@ -12,28 +12,40 @@ import (
 )
 
 // EventJSON is a recognition event. Person and face ids stay after the
-// person is deleted (history).
+// person is deleted (history). A matched event names the person in
+// person_id; an unmatched one names its best candidate, below the
+// threshold (or refused as not live), in candidate_person_id, so that a
+// client reading person_id never mistakes a near miss for a match.
+// Confidence is the best candidate's in both (0: nobody to compare with).
 type EventJSON struct {
-	ID          uint64         `json:"id"`
-	CameraID    string         `json:"camera_id,omitempty"`
-	Time        time.Time      `json:"time"`
-	Matched     bool           `json:"matched"`
-	PersonID    string         `json:"person_id,omitempty"`
-	FaceID      uint64         `json:"face_id,omitempty"`
-	Gallery     string         `json:"gallery,omitempty"`
-	Confidence  float32        `json:"confidence"`
-	Box         face.Box       `json:"box"`
-	Meta        store.Metadata `json:"meta,omitempty"`
-	HasSnapshot bool           `json:"has_snapshot"`
+	ID                uint64         `json:"id"`
+	CameraID          string         `json:"camera_id,omitempty"`
+	Time              time.Time      `json:"time"`
+	Matched           bool           `json:"matched"`
+	PersonID          string         `json:"person_id,omitempty"`
+	FaceID            uint64         `json:"face_id,omitempty"`
+	CandidatePersonID string         `json:"candidate_person_id,omitempty"`
+	CandidateFaceID   uint64         `json:"candidate_face_id,omitempty"`
+	Gallery           string         `json:"gallery,omitempty"`
+	Confidence        float32        `json:"confidence"`
+	Box               face.Box       `json:"box"`
+	Meta              store.Metadata `json:"meta,omitempty"`
+	HasSnapshot       bool           `json:"has_snapshot"`
 }
 
 func eventJSON(e store.Event) EventJSON {
-	return EventJSON{
-		ID: e.ID, CameraID: e.CameraID, Time: e.Time, Matched: e.Matched, PersonID: e.PersonID,
-		FaceID: e.FaceID, Gallery: e.Gallery, Confidence: e.Confidence,
+	out := EventJSON{
+		ID: e.ID, CameraID: e.CameraID, Time: e.Time, Matched: e.Matched,
+		Gallery: e.Gallery, Confidence: e.Confidence,
 		Box:  face.Box{X1: e.Box[0], Y1: e.Box[1], X2: e.Box[2], Y2: e.Box[3]},
 		Meta: e.Meta, HasSnapshot: e.HasSnapshot,
 	}
+	if e.Matched {
+		out.PersonID, out.FaceID = e.PersonID, e.FaceID
+	} else {
+		out.CandidatePersonID, out.CandidateFaceID = e.PersonID, e.FaceID
+	}
+	return out
 }
 
 // listEvents: GET /v1/events?person_id=&camera_id=&from=&to=&matched=

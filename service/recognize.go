@@ -220,7 +220,7 @@ func (s *Service) Identify(ctx context.Context, req IdentifyRequest) ([]Identifi
 		return nil, fmt.Errorf("%w: n must be 1..%d", ErrInvalid, maxN)
 	}
 	if err := s.galleriesExist(ctx, req.Galleries); err != nil {
-		return nil, fmt.Errorf("service: identify: %w", err)
+		return nil, err
 	}
 	faces, err := s.Detect(ctx, req.Photo, face.Options{Embed: true, Selector: req.Selector,
 		KeepAligned: req.Record && req.Snapshot, Liveness: req.Liveness != LivenessOff})

@@ -72,7 +72,7 @@ func problemFor(err error) *Problem {
 		return &Problem{Status: http.StatusBadRequest, Code: "too_many_faces", Detail: many.Error() + "; send a photo of one face, or mf_selector=biggest", Faces: many.Faces}
 	case errors.As(err, &noFace):
 		n := noFace.Photo
-		return &Problem{Status: http.StatusBadRequest, Code: "no_face", Detail: noFace.Error() + "; send a photo where the face is frontal, lit and at least 40 pixels wide", Photo: &n}
+		return &Problem{Status: http.StatusBadRequest, Code: "no_face", Detail: noFace.Error() + "; send a photo in which the face is visible, frontal and well lit", Photo: &n}
 	case errors.As(err, &dup):
 		n := dup.Photo
 		return &Problem{Status: http.StatusConflict, Code: "duplicate_face", Photo: &n, PersonID: dup.PersonID,

@@ -155,11 +155,11 @@ func (s *Service) checkDuplicates(ctx context.Context, faces []store.NewFace, se
 		if f.Face.EmbedderID != s.embedder {
 			continue
 		}
-		candidates, err := s.rankPersons(ctx, f.Face.Embedding, req)
+		matches, err := s.matchPersons(ctx, f.Face.Embedding, req)
 		if err != nil {
 			return fmt.Errorf("service: duplicate check: %w", err)
 		}
-		for _, m := range accepted(candidates, req.Threshold) {
+		for _, m := range matches {
 			if m.Person.ID != self {
 				return &DuplicateFaceError{Photo: i, PersonID: m.Person.ID, Confidence: m.Confidence}
 			}

@@ -73,6 +73,16 @@ func (s *Service) rankPersons(ctx context.Context, q []float32, req IdentifyRequ
 	return out[:min(len(out), req.N)], nil
 }
 
+// matchPersons finds the persons whose templates match a query embedding
+// best, at most req.N, best first, each above the threshold.
+func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyRequest) ([]Match, error) {
+	candidates, err := s.rankPersons(ctx, q, req)
+	if err != nil {
+		return nil, err
+	}
+	return accepted(candidates, req.Threshold), nil
+}
+
 // accepted keeps the candidates (best first) that pass the threshold.
 func accepted(candidates []Match, t Threshold) []Match {
 	var out []Match

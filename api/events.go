@@ -12,19 +12,25 @@ import (
 )
 
 // EventJSON is a recognition event. Person and face ids stay after the
-// person is deleted (history).
+// person is deleted (history). A matched event names the person in
+// person_id; an unmatched one names its best candidate, below the
+// threshold (or refused as not live), in candidate_person_id, so that a
+// client reading person_id never mistakes a near miss for a match.
+// Confidence is the best candidate's in both (0: nobody to compare with).
 type EventJSON struct {
-	ID          uint64         `json:"id"`
-	CameraID    string         `json:"camera_id,omitempty"`
-	Time        time.Time      `json:"time"`
-	Matched     bool           `json:"matched"`
-	PersonID    *string        `json:"person_id"` // null when no person matched
-	FaceID      uint64         `json:"face_id,omitempty"`
-	Gallery     string         `json:"gallery,omitempty"`
-	Confidence  float32        `json:"confidence"`
-	Box         face.Box       `json:"box"`
-	Meta        store.Metadata `json:"meta,omitempty"`
-	HasSnapshot bool           `json:"has_snapshot"`
+	ID                uint64         `json:"id"`
+	CameraID          string         `json:"camera_id,omitempty"`
+	Time              time.Time      `json:"time"`
+	Matched           bool           `json:"matched"`
+	PersonID          *string        `json:"person_id"` // null when no person matched
+	FaceID            uint64         `json:"face_id,omitempty"`
+	CandidatePersonID string         `json:"candidate_person_id,omitempty"`
+	CandidateFaceID   uint64         `json:"candidate_face_id,omitempty"`
+	Gallery           string         `json:"gallery,omitempty"`
+	Confidence        float32        `json:"confidence"`
+	Box               face.Box       `json:"box"`
+	Meta              store.Metadata `json:"meta,omitempty"`
+	HasSnapshot       bool           `json:"has_snapshot"`
 	// A camera's decision (one per tracked face) adds its track, how long
 	// the decision took from the first frame in which the face was at
 	// least 80 px, and the shots' mean liveness with its verdict.
@@ -37,12 +43,14 @@ type EventJSON struct {
 func eventJSON(e store.Event) EventJSON {
 	out := EventJSON{
 		ID: e.ID, CameraID: e.CameraID, Time: e.Time, Matched: e.Matched,
-		FaceID: e.FaceID, Gallery: e.Gallery, Confidence: e.Confidence,
+		Gallery: e.Gallery, Confidence: e.Confidence,
 		Box:  face.Box{X1: e.Box[0], Y1: e.Box[1], X2: e.Box[2], Y2: e.Box[3]},
 		Meta: e.Meta, HasSnapshot: e.HasSnapshot,
 	}
-	if e.PersonID != "" {
-		out.PersonID = &e.PersonID
+	if e.Matched {
+		out.PersonID, out.FaceID = &e.PersonID, e.FaceID
+	} else {
+		out.CandidatePersonID, out.CandidateFaceID = e.PersonID, e.FaceID
 	}
 	if t := e.Track; t != nil {
 		ms := t.Latency.Milliseconds()

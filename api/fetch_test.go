@@ -186,10 +186,15 @@ func TestPhotoURLFields(t *testing.T) {
 		wantCode   string
 		wantHits   int
 	}{
-		{"detect reads photo only", "/v1/detect", map[string]any{"photo": face, "photo2": face, "photos": urls(3), "photo_backup": urls(4), "photograph": face}, http.StatusOK, "", 1},
-		{"identify reads photo only", "/v1/identify", map[string]any{"photo": face, "photo1": face, "photos": urls(2)}, http.StatusOK, "", 1},
-		{"verify reads photo1 and photo2", "/v1/verify", map[string]any{"photo1": face, "photo2": face, "photo": face, "photo3": urls(5)}, http.StatusOK, "", 2},
-		{"enrol reads photo and photos", "/v1/persons", map[string]any{"id": "fields", "photos": urls(1), "photo_extra": urls(5), "photoz": face}, http.StatusCreated, "", 1},
+		// Other photo-like fields are unknown fields (issue 17): refused
+		// before anything is fetched.
+		{"detect reads photo only", "/v1/detect", map[string]any{"photo": face, "photo2": face, "photos": urls(3), "photo_backup": urls(4), "photograph": face}, http.StatusBadRequest, "unknown_field", 0},
+		{"identify reads photo only", "/v1/identify", map[string]any{"photo": face, "photo1": face, "photos": urls(2)}, http.StatusBadRequest, "unknown_field", 0},
+		{"verify reads photo1 and photo2", "/v1/verify", map[string]any{"photo1": face, "photo2": face, "photo": face, "photo3": urls(5)}, http.StatusBadRequest, "unknown_field", 0},
+		{"enrol reads photo and photos", "/v1/persons", map[string]any{"id": "fields", "photos": urls(1), "photo_extra": urls(5), "photoz": face}, http.StatusBadRequest, "unknown_field", 0},
+		{"detect fetches photo", "/v1/detect", map[string]any{"photo": face}, http.StatusOK, "", 1},
+		{"verify fetches photo1 and photo2", "/v1/verify", map[string]any{"photo1": face, "photo2": face}, http.StatusOK, "", 2},
+		{"enrol fetches photos", "/v1/persons", map[string]any{"id": "fields", "photos": urls(1)}, http.StatusCreated, "", 1},
 		{"40 photos refused unfetched", "/v1/persons", map[string]any{"id": "forty", "photos": urls(40)}, http.StatusBadRequest, "invalid", 0},
 		{"photo and photos refused unfetched", "/v1/persons", map[string]any{"id": "both", "photo": face, "photos": urls(2)}, http.StatusBadRequest, "bad_photo", 0},
 		{"two photos to detect refused unfetched", "/v1/detect", map[string]any{"photo": urls(2)}, http.StatusBadRequest, "bad_photo", 0},

@@ -39,7 +39,7 @@ func (s *Server) listGalleries(r *http.Request, svc *service.Service) (response,
 
 // createGallery: POST /v1/galleries {name, meta}.
 func (s *Server) createGallery(r *http.Request, svc *service.Service) (response, error) {
-	q, err := s.parseRequest(r, noPhotos)
+	q, err := s.parseRequest(r, noPhotos, newFieldSet("POST /v1/galleries", galleryCreateParams, noPhotos))
 	if err != nil {
 		return response{}, err
 	}

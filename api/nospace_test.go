@@ -79,7 +79,7 @@ func TestFullDiskIsInsufficientStorage(t *testing.T) {
 	// tries: the first may still fit in pages bbolt had free.
 	status := 0
 	for i := range 20 {
-		body := map[string]any{"id": fmt.Sprint("full-", i), "photo": img, "meta": map[string]any{"pad": strings.Repeat("x", 30000)}}
+		body := map[string]any{"id": fmt.Sprint("full-", i), "photo": img, "meta": map[string]any{"pad": strings.Repeat("x", 30000)}, "allow_duplicate": true}
 		st, hdr, b := e.do(t, "POST", "/v1/persons", e.Write, "application/json", jsonBody(t, body))
 		if st == http.StatusCreated {
 			continue
@@ -94,7 +94,7 @@ func TestFullDiskIsInsufficientStorage(t *testing.T) {
 	crudJSON(t, e, "GET", "/v1/persons/before", e.Read, nil, http.StatusOK, "")
 
 	os.Remove(filler)
-	crudJSON(t, e, "POST", "/v1/persons", e.Write, map[string]any{"id": "after", "photo": img}, http.StatusCreated, "")
+	crudJSON(t, e, "POST", "/v1/persons", e.Write, map[string]any{"id": "after", "photo": img, "allow_duplicate": true}, http.StatusCreated, "")
 }
 
 // TestProblemForNoSpace: ENOSPC and EDQUOT from the store's boundary

@@ -270,3 +270,52 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatalf("GET /v1/openapi.json: %d %q, %d bytes", status, hdr.Get("Content-Type"), len(body))
 	}
 }
+
+// TestOpenAPIFieldsAreTheAcceptedOnes: what a route accepts (its params
+// and photo fields: anything else is 400 unknown_field) is exactly what
+// the document lists for it, as query parameters and body members. PATCH
+// bodies are checked by decodePatch's own lists (TestPersonsPatch).
+func TestOpenAPIFieldsAreTheAcceptedOnes(t *testing.T) {
+	doc := oaDoc(t)
+	ops := oaOperations(t, doc)
+	var props func(schema any) []string
+	props = func(schema any) []string {
+		s := oaResolve(t, doc, schema)
+		var out []string
+		for name := range s["properties"].(map[string]any) {
+			out = append(out, name)
+		}
+		for _, k := range []string{"allOf", "oneOf", "anyOf"} {
+			for _, sub := range asList(s[k]) {
+				out = append(out, props(sub)...)
+			}
+		}
+		return out
+	}
+	srv := New(Config{})
+	for _, rt := range srv.routes() {
+		op := ops[muxToOpenAPI(rt.pattern)]
+		var documented []string
+		for _, p := range asList(op["parameters"]) {
+			if pm := oaResolve(t, doc, p); pm["in"] == "query" {
+				documented = append(documented, pm["name"].(string))
+			}
+		}
+		if !strings.HasPrefix(rt.pattern, "PATCH ") {
+			if body, ok := op["requestBody"].(map[string]any); ok {
+				for _, media := range body["content"].(map[string]any) {
+					if schema := oaResolve(t, doc, media.(map[string]any)["schema"]); schema["type"] == "object" || schema["$ref"] != nil || schema["properties"] != nil {
+						documented = append(documented, props(schema)...)
+					}
+				}
+			}
+		}
+		slices.Sort(documented)
+		documented = slices.Compact(documented)
+		if accepted := rt.fields().names; !slices.Equal(accepted, documented) {
+			t.Errorf("%s accepts %v, the document lists %v", rt.pattern, accepted, documented)
+		}
+	}
+}
+
+func asList(v any) []any { l, _ := v.([]any); return l }

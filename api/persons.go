@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +174,7 @@ func enrolPhotos(q *request) ([][]byte, error) {
 	photos := append(a, b...)
 	switch {
 	case len(photos) == 0:
-		return nil, badRequest("no_photo", `the request has no "photo" or "photos"`)
+		return nil, q.noPhoto(`"photo" or "photos"`)
 	case len(photos) > maxEnrolPhotos:
 		return nil, badRequest("invalid", fmt.Sprintf("at most %d photos per request, got %d", maxEnrolPhotos, len(photos)))
 	}
@@ -213,6 +215,15 @@ func enrolSelector(q *request) (face.Selector, error) {
 	return sel, nil
 }
 
+// rejectDuplicates reads allow_duplicate: by default a photo whose face
+// already matches another person at the strict preset is refused (409
+// duplicate_face), since the same face under two ids makes identify
+// answer with either.
+func rejectDuplicates(q *request) (bool, error) {
+	allow, err := q.boolean("allow_duplicate")
+	return !allow, err
+}
+
 // createPerson: POST /v1/persons — a person with one face per photo,
 // atomically.
 func (s *Server) createPerson(r *http.Request, q *request, svc *service.Service) (response, error) {
@@ -235,6 +246,9 @@ func (s *Server) createPerson(r *http.Request, q *request, svc *service.Service)
 	)
 	if err == nil {
 		eventID, err = fromEvent(q)
+	}
+	if err == nil {
+		req.RejectDuplicates, err = rejectDuplicates(q)
 	}
 	if err == nil && eventID == 0 {
 		req.Photos, err = enrolPhotos(q)
@@ -325,14 +339,9 @@ func decodePatch(r *http.Request, allowed ...string) (map[string]json.RawMessage
 		}
 		return nil, badRequest("bad_body", "malformed JSON: "+err.Error())
 	}
-	for k := range obj {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || k == a
-		}
-		if !ok {
-			return nil, badRequest("invalid", fmt.Sprintf("%q cannot be changed (allowed: %s)", k, strings.Join(allowed, ", ")))
-		}
+	fs := newFieldSet(r.Pattern, allowed, noPhotos)
+	if err := fs.check(slices.Collect(maps.Keys(obj)), "JSON"); err != nil {
+		return nil, err
 	}
 	return obj, nil
 }
@@ -434,6 +443,9 @@ func (s *Server) addFaces(r *http.Request, q *request, svc *service.Service) (re
 	}
 	if err == nil {
 		in.Selector, err = enrolSelector(q)
+	}
+	if err == nil {
+		in.RejectDuplicates, err = rejectDuplicates(q)
 	}
 	var photos [][]byte
 	if err == nil {

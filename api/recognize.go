@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/facedhq/faced/face"
@@ -111,14 +113,19 @@ func (s *Server) liveness(r *http.Request, q *request, svc *service.Service) (re
 	if err != nil {
 		return response{}, err
 	}
+	// liveness is the score's name everywhere (detect's and identify's
+	// faces too, where score is the detector's confidence); score repeats
+	// it for the clients written against earlier releases, which
+	// documented it here. Deprecated: read liveness.
 	type liveFace struct {
-		Box   face.Box `json:"box"`
-		Score float32  `json:"score"`
-		Live  bool     `json:"live"`
+		Box      face.Box `json:"box"`
+		Liveness float32  `json:"liveness"`
+		Live     bool     `json:"live"`
+		Score    float32  `json:"score"`
 	}
 	out := []liveFace{}
 	for _, f := range faces {
-		out = append(out, liveFace{Box: f.Box, Score: *f.Liveness, Live: *f.Liveness >= 0.5})
+		out = append(out, liveFace{Box: f.Box, Liveness: *f.Liveness, Live: *f.Liveness >= service.LiveThreshold, Score: *f.Liveness})
 	}
 	return response{status: http.StatusOK, body: map[string]any{"faces": out}}, nil
 }
@@ -130,12 +137,15 @@ func (s *Server) verify(r *http.Request, q *request, svc *service.Service) (resp
 		return response{}, err
 	}
 	req := service.VerifyRequest{PersonID: q.str("person_id"), PhotoA: photo1}
-	if req.PersonID == "" {
+	switch {
+	case req.PersonID != "" && len(q.photos["photo2"]) > 0:
+		return response{}, ambiguous("send photo2 or person_id, not both: verify compares photo1 with one of them")
+	case req.PersonID == "":
 		if req.PhotoB, err = q.photo("photo2"); err != nil {
 			return response{}, err
 		}
 	}
-	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
+	if req.Threshold, err = threshold(q, svc); err != nil {
 		return response{}, err
 	}
 	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
@@ -180,7 +190,7 @@ func (s *Server) identify(r *http.Request, q *request, svc *service.Service) (re
 		// The service reads 0 as 1; a client asking for no match is wrong.
 		return response{}, badRequest("invalid", "n must be an integer from 1 to 100")
 	}
-	if req.Threshold, err = svc.Threshold(q.str("threshold")); err != nil {
+	if req.Threshold, err = threshold(q, svc); err != nil {
 		return response{}, err
 	}
 	if req.Selector, err = face.ParseSelector(q.str("mf_selector")); err != nil {
@@ -189,29 +199,74 @@ func (s *Server) identify(r *http.Request, q *request, svc *service.Service) (re
 	if req.Record, err = q.boolean("record"); err != nil {
 		return response{}, err
 	}
+	if req.Liveness, err = livenessMode(q.str("liveness")); err != nil {
+		return response{}, err
+	}
 	res, err := svc.Identify(r.Context(), req)
 	if err != nil {
 		return response{}, err
 	}
 	type match struct {
-		FaceID     uint64     `json:"face_id"`
+		FaceID     uint64     `json:"face_id"` // the person's face closest to the query
 		Person     PersonJSON `json:"person"`
 		Similarity float32    `json:"similarity"`
 		Confidence float32    `json:"confidence"`
 	}
+	type liveness struct {
+		Score float32 `json:"score"`
+		Live  bool    `json:"live"`
+	}
 	type identified struct {
-		Box     face.Box `json:"box"`
-		Score   float32  `json:"score"`
-		Matches []match  `json:"matches"`
-		EventID uint64   `json:"event_id,omitempty"`
+		Box      face.Box  `json:"box"`
+		Score    float32   `json:"score"`
+		Matched  bool      `json:"matched"`
+		Matches  []match   `json:"matches"`
+		Liveness *liveness `json:"liveness,omitempty"`
+		Refused  string    `json:"refused,omitempty"`
+		EventID  uint64    `json:"event_id,omitempty"`
 	}
 	out := []identified{}
+	matched := false
 	for _, f := range res {
-		id := identified{Box: f.Face.Box, Score: f.Face.Score, Matches: []match{}, EventID: f.EventID}
+		id := identified{Box: f.Face.Box, Score: f.Face.Score, Matches: []match{}, EventID: f.EventID, Refused: f.Refused}
 		for _, m := range f.Matches {
 			id.Matches = append(id.Matches, match{FaceID: m.FaceID, Person: personJSON(m.Person), Similarity: m.Similarity, Confidence: m.Confidence})
 		}
+		if l := f.Face.Liveness; l != nil {
+			id.Liveness = &liveness{Score: *l, Live: f.Live()}
+		}
+		id.Matched = len(id.Matches) > 0
+		matched = matched || id.Matched
 		out = append(out, id)
 	}
-	return response{status: http.StatusOK, body: map[string]any{"faces": out}}, nil
+	return response{status: http.StatusOK, body: map[string]any{"matched": matched, "faces": out}}, nil
+}
+
+// threshold reads threshold (a preset, none, or a confidence from 0 to 1)
+// or similarity_threshold (a cosine from -1 to 1), never both: a number
+// alone could be either scale, so each scale has its own name.
+func threshold(q *request, svc *service.Service) (service.Threshold, error) {
+	conf, sim := q.str("threshold"), q.str("similarity_threshold")
+	switch {
+	case conf != "" && sim != "":
+		return service.Threshold{}, ambiguous("send threshold (a preset or a confidence from 0 to 1) or similarity_threshold (a cosine from -1 to 1), not both")
+	case sim != "":
+		return svc.SimilarityThreshold(sim)
+	}
+	return svc.Threshold(conf)
+}
+
+// livenessMode reads identify's liveness: false (the default) checks
+// none; true scores every face and refuses the match of a face that is
+// not live; report scores and reports, leaving the decision to the client.
+func livenessMode(v string) (service.LivenessMode, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0":
+		return service.LivenessOff, nil
+	case "true", "1":
+		return service.LivenessGate, nil
+	case "report":
+		return service.LivenessReport, nil
+	}
+	return 0, badRequest("invalid", fmt.Sprintf("liveness is %q: want true (refuse the match of a face that is not live), report (score only) or false", v))
 }

@@ -271,7 +271,7 @@ func TestDetectMultipart(t *testing.T) {
 	img := photo(t, "img1.jpg")
 	var raw, form wireDetect
 	e.callOK(t, "/v1/detect", "image/jpeg", img, &raw)
-	ct, body := multipartBody(t, map[string][]byte{"photo": img}, map[string]string{"note": "ignored"})
+	ct, body := multipartBody(t, map[string][]byte{"photo": img}, nil)
 	e.callOK(t, "/v1/detect", ct, body, &form)
 	if len(form.Faces) != 1 || len(raw.Faces) != 1 {
 		t.Fatalf("%d faces from the form, %d from the raw body, want 1", len(form.Faces), len(raw.Faces))
@@ -308,14 +308,18 @@ func TestDetectJSONBase64(t *testing.T) {
 			}
 		})
 	}
-	// Parameters in the body: booleans as JSON booleans, and the body wins
-	// over the query.
+	// Parameters in the body: booleans as JSON booleans; the same value in
+	// the query too is fine, another one is ambiguous (issue 17: the body
+	// used to win silently).
 	var r wireDetect
-	e.callOK(t, "/v1/detect?embedding=false", "application/json",
+	e.callOK(t, "/v1/detect?embedding=true", "application/json",
 		jsonBody(t, map[string]any{"photo": enc64(img), "embedding": true, "min_size": 0}), &r)
 	if len(r.Faces) != 1 || len(r.Faces[0].Embedding) != 512 {
 		t.Errorf("embedding:true in the body: %+v", r.Faces)
 	}
+	status, hdr, body := e.call(t, "/v1/detect?embedding=false", "application/json",
+		jsonBody(t, map[string]any{"photo": enc64(img), "embedding": true}))
+	expectProblem(t, status, hdr, body, 400, "ambiguous")
 }
 
 func TestDetectAllStages(t *testing.T) {
@@ -414,6 +418,7 @@ func TestDetectErrors(t *testing.T) {
 	small := photo(t, "img12.jpg")
 	couple := photo(t, "couple.jpg")
 	noPhotoCT, noPhoto := multipartBody(t, map[string][]byte{"picture": small}, nil)
+	fieldsOnlyCT, fieldsOnly := multipartBody(t, nil, map[string]string{"mf_selector": "all"})
 	emptyPhotoCT, emptyPhoto := multipartBody(t, map[string][]byte{"photo": nil}, nil)
 	gif := append([]byte("GIF89a"), noise(100)...)
 	for _, tc := range []struct {
@@ -449,7 +454,8 @@ func TestDetectErrors(t *testing.T) {
 		{"json photo array of numbers", "", "application/json", []byte(`{"photo":[1,2]}`), 400, "bad_body"},
 		{"malformed json", "", "application/json", []byte(`{"photo":`), 400, "bad_body"},
 		{"json not an object", "", "application/json", []byte(`["photo"]`), 400, "bad_body"},
-		{"multipart without photo", "", noPhotoCT, noPhoto, 400, "no_photo"},
+		{"multipart with another file", "", noPhotoCT, noPhoto, 400, "unknown_field"},
+		{"multipart without photo", "", fieldsOnlyCT, fieldsOnly, 400, "no_photo"},
 		{"multipart without boundary", "", "multipart/form-data", noPhoto, 400, "bad_body"},
 		{"multipart that is not one", "", "multipart/form-data; boundary=xyz", small, 400, "bad_body"},
 		{"empty photo file", "", emptyPhotoCT, emptyPhoto, 400, "bad_image"},

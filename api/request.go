@@ -31,6 +31,12 @@ type request struct {
 	photos map[string][][]byte
 	params map[string]string
 	lists  map[string][]string
+	// query holds the query's parameters: a body field that repeats one
+	// with another value is ambiguous, not silently preferred.
+	query map[string]string
+	// arrived says what the request sent, for the no_photo error: every
+	// field name, where it came, and a body that held no field.
+	arrived []string
 }
 
 // photoSpec is what a route reads as photos: its fields, the photos each
@@ -86,11 +92,16 @@ const maxMultipartMemory = 16 << 20
 // wrap installed) and the photos of spec. It runs before the request
 // takes an inference slot: a client that sends its body slowly, or photo
 // URLs that download slowly, must not hold one.
-func (s *Server) parseRequest(r *http.Request, spec photoSpec) (*request, error) {
-	q := &request{photos: map[string][][]byte{}, params: map[string]string{}, lists: map[string][]string{}}
+func (s *Server) parseRequest(r *http.Request, spec photoSpec, fs fieldSet) (*request, error) {
+	q := &request{photos: map[string][][]byte{}, params: map[string]string{}, lists: map[string][]string{}, query: map[string]string{}}
+	if err := fs.checkQuery(r); err != nil {
+		return nil, err
+	}
 	for k, v := range r.URL.Query() {
 		if len(v) > 0 {
 			q.params[k] = v[len(v)-1]
+			q.query[k] = v[len(v)-1]
+			q.arrived = append(q.arrived, k+" (query)")
 		}
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -102,6 +113,8 @@ func (s *Server) parseRequest(r *http.Request, spec photoSpec) (*request, error)
 		}
 		if _, ok := spec.fields["photo"]; ok {
 			q.photos["photo"] = [][]byte{data}
+		} else {
+			q.arrived = append(q.arrived, fmt.Sprintf("a raw %s body of %d bytes", ct, len(data)))
 		}
 	case ct == "multipart/form-data":
 		if err := r.ParseMultipartForm(maxMultipartMemory); err != nil {
@@ -111,9 +124,23 @@ func (s *Server) parseRequest(r *http.Request, spec photoSpec) (*request, error)
 			return nil, badRequest("bad_body", "malformed multipart form: "+err.Error())
 		}
 		defer r.MultipartForm.RemoveAll()
+		var names []string
+		for k := range r.MultipartForm.Value {
+			names = append(names, k)
+		}
+		for k := range r.MultipartForm.File {
+			names = append(names, k)
+			q.arrived = append(q.arrived, k+" (file)")
+		}
+		if err := fs.check(names, "form"); err != nil {
+			return nil, err
+		}
 		for k, v := range r.MultipartForm.Value {
 			if len(v) > 0 {
-				q.params[k] = v[len(v)-1]
+				if err := q.set(k, v[len(v)-1]); err != nil {
+					return nil, err
+				}
+				q.arrived = append(q.arrived, k+" (form)")
 			}
 		}
 		counts := map[string]int{}
@@ -138,15 +165,26 @@ func (s *Server) parseRequest(r *http.Request, spec photoSpec) (*request, error)
 			}
 		}
 	case ct == "application/json":
-		if err := q.parseJSON(r.Context(), r.Body, spec, s.fetcher); err != nil {
+		if err := q.parseJSON(r.Context(), r.Body, spec, fs, s.fetcher); err != nil {
 			return nil, err
 		}
 	case ct == "" && r.ContentLength == 0:
+		q.arrived = append(q.arrived, "no body")
 	default:
 		return nil, &Problem{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Detail: "send image/*, multipart/form-data or application/json"}
 	}
 	return q, nil
+}
+
+// set stores a body parameter; one that repeats a query parameter with
+// another value is ambiguous.
+func (q *request) set(k, v string) error {
+	if qv, ok := q.query[k]; ok && qv != v {
+		return ambiguous(fmt.Sprintf("%s is %q in the query and %q in the body; send it once", k, qv, v))
+	}
+	q.params[k] = v
+	return nil
 }
 
 // bodyError maps a failure to read the body: too large stays a
@@ -174,7 +212,7 @@ func isBadBody(err error) bool {
 // parameters, the fields of spec are photos (a string or an array of
 // strings), other arrays of strings are lists. The whole body is read:
 // anything but white space after the object is refused.
-func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec, f *fetcher) error {
+func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec, fs fieldSet, f *fetcher) error {
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(&obj); err != nil {
@@ -190,6 +228,9 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec,
 			}
 		}
 		return badRequest("bad_body", "malformed JSON: data after the object")
+	}
+	if err := fs.check(slices.Collect(maps.Keys(obj)), "JSON"); err != nil {
+		return err
 	}
 	// Photo strings first, counted, and only then decoded or fetched.
 	photos := map[string][]string{}
@@ -207,7 +248,11 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec,
 			if isPhoto {
 				photos[k], counts[k], arrays[k] = list, len(list), true
 			} else {
+				if qv, ok := q.query[k]; ok && qv != strings.Join(list, ",") {
+					return ambiguous(fmt.Sprintf("%s is %q in the query and %q in the body; send it once", k, qv, list))
+				}
 				q.lists[k] = list
+				q.arrived = append(q.arrived, k+" (JSON)")
 			}
 		case len(raw) > 0 && raw[0] == '"':
 			var s string
@@ -216,15 +261,21 @@ func (q *request) parseJSON(ctx context.Context, body io.Reader, spec photoSpec,
 			}
 			if isPhoto {
 				photos[k], counts[k] = []string{s}, 1
-			} else {
-				q.params[k] = s
+			} else if err := q.set(k, s); err != nil {
+				return err
 			}
 		case string(raw) == "null":
 		case len(raw) > 0 && raw[0] == '{':
 			// Objects (metadata) are read by the handlers that take them.
 			q.params[k] = string(raw)
 		default:
-			q.params[k] = string(raw) // number or boolean, as written
+			// Number or boolean, as written.
+			if err := q.set(k, string(raw)); err != nil {
+				return err
+			}
+		}
+		if (isPhoto || !(len(raw) > 0 && raw[0] == '[')) && string(raw) != "null" {
+			q.arrived = append(q.arrived, k+" (JSON)")
 		}
 	}
 	if err := spec.check(counts); err != nil {
@@ -276,11 +327,21 @@ func (q *request) photo(name string) ([]byte, error) {
 	p := q.photos[name]
 	switch len(p) {
 	case 0:
-		return nil, badRequest("no_photo", fmt.Sprintf("the request has no %q photo", name))
+		return nil, q.noPhoto(fmt.Sprintf("%q", name))
 	case 1:
 		return p[0], nil
 	}
 	return nil, badRequest("bad_photo", fmt.Sprintf("send one %q photo, not %d", name, len(p)))
+}
+
+// noPhoto is the 400 for a missing photo, saying what arrived instead.
+func (q *request) noPhoto(want string) *Problem {
+	got := "nothing else"
+	if len(q.arrived) > 0 {
+		slices.Sort(q.arrived)
+		got = strings.Join(q.arrived, ", ")
+	}
+	return badRequest("no_photo", fmt.Sprintf("the request has no %s photo; it sent %s", want, got))
 }
 
 func (q *request) str(name string) string { return q.params[name] }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -151,7 +152,14 @@ type route struct {
 	handler    handler
 	recognizer recognizer
 	photos     photoSpec
+	// params the route reads besides its photos: query parameters (and,
+	// on a recognition route or POST /v1/galleries, form fields and JSON
+	// members). Anything else is 400 unknown_field.
+	params []string
 }
+
+// fields is what the route accepts, by name.
+func (rt route) fields() fieldSet { return newFieldSet(rt.pattern, rt.params, rt.photos) }
 
 // inference reports whether the route runs the models (and so takes an
 // inference slot).
@@ -161,12 +169,12 @@ func (rt route) inference() bool { return rt.recognizer != nil }
 // request.
 type recognizer func(r *http.Request, q *request, svc *service.Service) (response, error)
 
-func plain(pattern, scope string, h handler) route {
-	return route{pattern: pattern, scope: scope, handler: h}
+func plain(pattern, scope string, h handler, params ...string) route {
+	return route{pattern: pattern, scope: scope, handler: h, params: params}
 }
 
-func recognition(pattern, scope string, photos photoSpec, h recognizer) route {
-	return route{pattern: pattern, scope: scope, recognizer: h, photos: photos}
+func recognition(pattern, scope string, photos photoSpec, h recognizer, params ...string) route {
+	return route{pattern: pattern, scope: scope, recognizer: h, photos: photos, params: params}
 }
 
 // handler serves a route. It returns its answer instead of writing it, and
@@ -189,30 +197,42 @@ type response struct {
 // rawJSON is a body already encoded as JSON, written byte for byte.
 type rawJSON []byte
 
+// Parameter lists shared by several routes.
+var (
+	listParams   = []string{"cursor", "limit"}
+	enrolParams  = []string{"allow_duplicate", "camera_id", "embedding", "galleries", "meta", "mf_selector"}
+	personFields = []string{"email", "external_id", "id", "name", "phone"}
+	// galleryCreateParams are POST /v1/galleries' fields.
+	galleryCreateParams = []string{"meta", "name"}
+)
+
 func (s *Server) routes() []route {
 	return append([]route{
 		plain("GET /v1/device", auth.ScopeRead, s.device),
 		plain("GET /v1/reembed", auth.ScopeRead, s.reembed),
-		recognition("POST /v1/detect", auth.ScopeRead, onePhoto, s.detect),
-		recognition("POST /v1/verify", auth.ScopeRead, photoPair, s.verify),
-		recognition("POST /v1/identify", auth.ScopeRead, onePhoto, s.identify),
-		recognition("POST /v1/liveness", auth.ScopeRead, onePhoto, s.liveness),
+		recognition("POST /v1/detect", auth.ScopeRead, onePhoto, s.detect,
+			"attributes", "embedding", "landmarks68", "liveness", "mf_selector", "min_size"),
+		recognition("POST /v1/verify", auth.ScopeRead, photoPair, s.verify,
+			"mf_selector", "person_id", "similarity_threshold", "threshold"),
+		recognition("POST /v1/identify", auth.ScopeRead, onePhoto, s.identify,
+			"camera_id", "gallery", "liveness", "mf_selector", "n", "record", "similarity_threshold", "threshold"),
+		recognition("POST /v1/liveness", auth.ScopeRead, onePhoto, s.liveness, "mf_selector"),
 		plain("GET /v1/openapi.json", "", s.openapi),
-		recognition("POST /v1/persons", auth.ScopeWrite, enrolment, s.createPerson),
-		plain("GET /v1/persons", auth.ScopeRead, s.listPersons),
-		plain("GET /v1/persons/{id}", auth.ScopeRead, s.getPerson),
+		recognition("POST /v1/persons", auth.ScopeWrite, enrolment, s.createPerson, slices.Concat(personFields, enrolParams, []string{"from_event"})...),
+		plain("GET /v1/persons", auth.ScopeRead, s.listPersons, slices.Concat(listParams, []string{"gallery"})...),
+		plain("GET /v1/persons/{id}", auth.ScopeRead, s.getPerson, "embedding"),
 		plain("PATCH /v1/persons/{id}", auth.ScopeWrite, s.updatePerson),
 		plain("DELETE /v1/persons/{id}", auth.ScopeWrite, s.deletePerson),
-		recognition("POST /v1/persons/{id}/faces", auth.ScopeWrite, enrolment, s.addFaces),
+		recognition("POST /v1/persons/{id}/faces", auth.ScopeWrite, enrolment, s.addFaces, enrolParams...),
 		plain("DELETE /v1/persons/{id}/faces/{face_id}", auth.ScopeWrite, s.deletePersonFace),
-		plain("GET /v1/faces", auth.ScopeRead, s.listFaces),
-		plain("GET /v1/faces/{id}", auth.ScopeRead, s.getFace),
-		plain("PATCH /v1/faces/{id}", auth.ScopeWrite, s.updateFace),
+		plain("GET /v1/faces", auth.ScopeRead, s.listFaces, slices.Concat(listParams, []string{"embedding", "gallery", "person_id"})...),
+		plain("GET /v1/faces/{id}", auth.ScopeRead, s.getFace, "embedding"),
+		plain("PATCH /v1/faces/{id}", auth.ScopeWrite, s.updateFace, "embedding"),
 		plain("DELETE /v1/faces/{id}", auth.ScopeWrite, s.deleteFace),
-		plain("GET /v1/galleries", auth.ScopeRead, s.listGalleries),
-		plain("POST /v1/galleries", auth.ScopeWrite, s.createGallery),
-		plain("DELETE /v1/galleries/{name}", auth.ScopeWrite, s.deleteGallery),
-		plain("GET /v1/events", auth.ScopeRead, s.listEvents),
+		plain("GET /v1/galleries", auth.ScopeRead, s.listGalleries, listParams...),
+		plain("POST /v1/galleries", auth.ScopeWrite, s.createGallery, galleryCreateParams...),
+		plain("DELETE /v1/galleries/{name}", auth.ScopeWrite, s.deleteGallery, "with_faces"),
+		plain("GET /v1/events", auth.ScopeRead, s.listEvents, slices.Concat(listParams, []string{"camera_id", "from", "matched", "person_id", "to"})...),
 	}, s.cameraRoutes()...)
 }
 
@@ -341,7 +361,12 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
+		fields := rt.fields()
 		if rt.recognizer == nil {
+			if err := fields.checkQuery(r); err != nil {
+				writeProblem(w, r, err)
+				return
+			}
 			res, err := rt.handler(r, svc)
 			if err != nil {
 				s.fail(w, r, err)
@@ -350,7 +375,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			res.write(w)
 			return
 		}
-		q, err := s.parseRequest(r, rt.photos)
+		q, err := s.parseRequest(r, rt.photos, fields)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -451,8 +476,8 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 // logRequests gives every request an id (echoed as X-Request-ID), logs
-// method, path, status and duration — never bodies, keys or biometrics —
-// and counts it in the metrics under its route pattern (r.Pattern, which
+// method, path, status, duration, the key id the request presented and
+// the client's address — never bodies, secrets or biometrics — and counts it in the metrics under its route pattern (r.Pattern, which
 // the mux sets on this same request while routing it).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -468,6 +493,46 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		took := time.Since(start)
 		s.metrics.observeRequest(r.Pattern, rec.status, took)
-		s.cfg.Logger.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", took)
+		s.cfg.Logger.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", took,
+			"key_id", presentedKeyID(r), "client", clientAddr(r))
 	})
+}
+
+// presentedKeyID is the id part of the API key a request presents, in any
+// of the headers the native API and the dialects read it from
+// (Authorization Bearer, Token or Basic with the id as user name;
+// X-API-Key), or "-". For a refused request it is the id it claimed. It
+// is only ever the 12 hex digits of an id: a header holding anything else
+// (a secret pasted alone, a foreign token) logs "-", so the secret never
+// reaches the log.
+func presentedKeyID(r *http.Request) string {
+	var candidates []string
+	if scheme, v, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok {
+		switch strings.ToLower(scheme) {
+		case "bearer", "token":
+			candidates = append(candidates, v)
+		case "basic":
+			if user, _, ok := r.BasicAuth(); ok {
+				if auth.ValidID(user) {
+					return user
+				}
+			}
+		}
+	}
+	candidates = append(candidates, r.Header.Get("X-API-Key"))
+	for _, c := range candidates {
+		if id, _, err := auth.Parse(c); err == nil {
+			return id
+		}
+	}
+	return "-"
+}
+
+// clientAddr is the peer's address as the connection saw it (a proxy's,
+// behind one: forwarded headers are not trusted), or "-".
+func clientAddr(r *http.Request) string {
+	if r.RemoteAddr == "" {
+		return "-"
+	}
+	return r.RemoteAddr
 }

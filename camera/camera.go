@@ -488,12 +488,10 @@ func (c *Camera) record(ctx context.Context, tk *Track, d Decision) {
 		Track: &store.TrackDecision{TrackID: d.TrackID, Latency: d.Latency, Liveness: d.Liveness, Live: d.Live},
 		Meta:  store.Metadata{"decision": decisionKind(d)},
 	}
-	if d.Matched {
-		e.PersonID, e.FaceID, e.Gallery = d.Person.PersonID, d.Person.FaceID, d.Person.Gallery
-	} else if d.Person.PersonID != "" {
-		// The best candidate stays as evidence, for tuning thresholds.
-		e.Meta["candidate_person_id"] = d.Person.PersonID
-	}
+	// Unmatched (unknown, spoof), the person is the best candidate, kept
+	// as evidence for tuning thresholds: the store lists it as such
+	// (candidate_person_id), never as a match.
+	e.PersonID, e.FaceID, e.Gallery = d.Person.PersonID, d.Person.FaceID, d.Person.Gallery
 	var crop []byte
 	if c.cfg.KeepCrops {
 		crop = d.Best.Crop

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/facedhq/faced/internal/spell"
 )
 
 // EnvPrefix starts every environment variable that overrides a setting.
@@ -223,7 +225,7 @@ func unknownEnv(name string, all []setting) (msg string, looks bool) {
 		if !envSettable(s.Type) {
 			continue
 		}
-		if d := editDistance(name, s.Env); d < bestD {
+		if d := spell.Distance(name, s.Env); d < bestD {
 			best, bestD = s.Env, d
 		}
 	}
@@ -245,27 +247,6 @@ func unknownEnv(name string, all []setting) (msg string, looks bool) {
 		}
 	}
 	return "", false
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // setFromString parses s into v as its type demands.

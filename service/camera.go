@@ -58,6 +58,9 @@ func (s *Service) EnrollFromEvent(ctx context.Context, person store.Person, even
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if err := s.checkDuplicates(ctx, []store.NewFace{nf}, person.ID, in); err != nil {
+		return store.Person{}, nil, err
+	}
 	p, stored, err := s.store.CreatePerson(ctx, person, []store.NewFace{nf})
 	if err != nil {
 		return store.Person{}, nil, fmt.Errorf("service: enrol: %w", err)

@@ -19,8 +19,12 @@ type Calibration struct {
 
 // Confidence anchors: where the calibrated cosines land on the 0–1 scale.
 // Medium sits at 0.75, FindFace's documented default threshold, so a
-// client passing 0.75 gets a false-accept rate of about 1e-4.
+// client passing 0.75 gets a false-accept rate of about 1e-4. Cosine 0
+// (unrelated faces: the centre of the impostor distribution) sits at
+// confZero, so a clear non-match reads near 0 rather than around 0.5, as
+// it did when the map ran straight from (-1, 0) to (Low, 0.70).
 const (
+	confZero   = 0.05
 	confLow    = 0.70
 	confMedium = 0.75
 	confStrict = 0.80
@@ -35,23 +39,70 @@ var Calibrations = map[string]Calibration{
 	"mobilefacenet-192": {Low: 0.4501, Medium: 0.5314, Strict: 0.6022},
 }
 
-// Confidence maps a cosine similarity in [-1, 1] to [0, 1], piecewise
-// linearly through (-1, 0), (Low, 0.70), (Medium, 0.75), (Strict, 0.80),
-// (1, 1). It is monotonic, so thresholds on either scale agree.
+// anchors are the knots of the map: cosines and their confidences.
+func (c Calibration) anchors() (xs, ys [6]float32) {
+	// A custom embedder whose low preset is at or below cosine 0 gets the
+	// knot halfway between -1 and low, keeping the map strictly increasing.
+	zero := float32(0)
+	if c.Low <= 0 {
+		zero = (c.Low - 1) / 2
+	}
+	return [6]float32{-1, zero, c.Low, c.Medium, c.Strict, 1},
+		[6]float32{0, confZero, confLow, confMedium, confStrict, 1}
+}
+
+// Confidence maps a cosine similarity to [0, 1], piecewise linearly
+// through (-1, 0), (0, 0.05), (Low, 0.70), (Medium, 0.75), (Strict, 0.80),
+// (1, 1); cosines outside [-1, 1] (rounding: 1.0000002) count as the
+// bound. It is strictly increasing, so a threshold on either scale
+// selects the same matches (Similarity is its inverse). Confidence is a
+// rank on a calibrated scale, not a probability: 0.75 means "as similar
+// as the pair at which one stranger in 10 000 is accepted", not "75 %
+// likely the same person".
 func (c Calibration) Confidence(cos float32) float32 {
-	xs := [5]float32{-1, c.Low, c.Medium, c.Strict, 1}
-	ys := [5]float32{0, confLow, confMedium, confStrict, 1}
-	cos = min(max(cos, -1), 1)
+	xs, ys := c.anchors()
+	return interp(ClampSimilarity(cos), xs, ys)
+}
+
+// Similarity is the inverse of Confidence: the cosine whose confidence is
+// conf (clamped to [0, 1]).
+func (c Calibration) Similarity(conf float32) float32 {
+	xs, ys := c.anchors()
+	return interp(min(max(conf, 0), 1), ys, xs)
+}
+
+// PresetSimilarities are the cosines of the named presets for this
+// embedder: what `faced eval verify` prints beside the confidences the
+// API takes.
+func (c Calibration) PresetSimilarities() map[string]float32 {
+	return map[string]float32{"low": c.Low, "medium": c.Medium, "strict": c.Strict}
+}
+
+// interp is the piecewise-linear map through (xs[i], ys[i]); v is within
+// [xs[0], xs[len-1]].
+func interp(v float32, xs, ys [6]float32) float32 {
 	for i := 1; i < len(xs); i++ {
-		if cos <= xs[i] {
-			return ys[i-1] + (ys[i]-ys[i-1])*(cos-xs[i-1])/(xs[i]-xs[i-1])
+		if v <= xs[i] {
+			return ys[i-1] + (ys[i]-ys[i-1])*(v-xs[i-1])/(xs[i]-xs[i-1])
 		}
 	}
-	return 1
+	return ys[len(ys)-1]
+}
+
+// ClampSimilarity bounds a cosine to [-1, 1]: float32 rounding makes the
+// cosine of two unit vectors reach 1.0000002.
+func ClampSimilarity(c float32) float32 {
+	if c != c { // NaN: a zero vector; no similarity at all
+		return -1
+	}
+	return min(max(c, -1), 1)
 }
 
 // Threshold is a match threshold on the confidence scale. None means "no
-// decision" (FindFace's threshold=none: report similarities only).
+// decision" (FindFace's threshold=none: report similarities only). A
+// threshold given on the similarity scale (similarity_threshold) is
+// converted to the confidence scale by Calibration.Confidence, which is
+// strictly increasing, so it selects the same matches.
 type Threshold struct {
 	Value float32
 	None  bool
@@ -59,6 +110,9 @@ type Threshold struct {
 
 // Presets are the named thresholds, on the confidence scale.
 var Presets = map[string]float32{"low": confLow, "medium": confMedium, "strict": confStrict}
+
+// PresetNames lists the presets from the most to the least permissive.
+var PresetNames = []string{"low", "medium", "strict"}
 
 // DefaultThreshold is medium (FAR about 1e-4).
 var DefaultThreshold = Threshold{Value: confMedium}

@@ -8,7 +8,7 @@ import (
 func TestConfidenceAnchorsAndMonotonic(t *testing.T) {
 	c := Calibrations["arcface-r512"]
 	for _, tc := range []struct{ cos, want float32 }{
-		{-1, 0}, {c.Low, 0.70}, {c.Medium, 0.75}, {c.Strict, 0.80}, {1, 1}, {2, 1}, {-3, 0},
+		{-1, 0}, {0, 0.05}, {c.Low, 0.70}, {c.Medium, 0.75}, {c.Strict, 0.80}, {1, 1}, {2, 1}, {-3, 0}, {1.0000002, 1},
 	} {
 		if got := c.Confidence(tc.cos); got < tc.want-1e-6 || got > tc.want+1e-6 {
 			t.Errorf("Confidence(%v) = %v, want %v", tc.cos, got, tc.want)
@@ -17,8 +17,53 @@ func TestConfidenceAnchorsAndMonotonic(t *testing.T) {
 	prev := float32(-1)
 	for x := float32(-1); x <= 1; x += 0.001 {
 		got := c.Confidence(x)
-		if got < prev {
-			t.Fatalf("not monotonic at %v: %v < %v", x, got, prev)
+		if got <= prev && x > -1 {
+			t.Fatalf("not strictly increasing at %v: %v <= %v", x, got, prev)
+		}
+		prev = got
+	}
+}
+
+// TestClearNonMatchesReadLow: the clear non-match (similarity
+// -0.16) read 0.44 on the old map; every cosine at or below 0 must now
+// read at most 0.05, and the stranger at 0.11 well below every preset.
+func TestClearNonMatchesReadLow(t *testing.T) {
+	for name, c := range Calibrations {
+		for _, cos := range []float32{-1, -0.5, -0.16, 0} {
+			if got := c.Confidence(cos); got > 0.05+1e-6 {
+				t.Errorf("%s: Confidence(%v) = %v, want <= 0.05", name, cos, got)
+			}
+		}
+		if got := c.Confidence(0.11); got >= 0.5 {
+			t.Errorf("%s: Confidence(0.11) = %v, want < 0.5", name, got)
+		}
+	}
+}
+
+// TestSimilarityInvertsConfidence: similarity_threshold is converted
+// through Confidence; Similarity must give the cosine back, and the
+// presets' cosines the calibration's.
+func TestSimilarityInvertsConfidence(t *testing.T) {
+	for name, c := range Calibrations {
+		for x := float32(-1); x <= 1; x += 0.01 {
+			if back := c.Similarity(c.Confidence(x)); back < x-1e-4 || back > x+1e-4 {
+				t.Fatalf("%s: Similarity(Confidence(%v)) = %v", name, x, back)
+			}
+		}
+		for preset, cos := range c.PresetSimilarities() {
+			if got := c.Confidence(cos); got < Presets[preset]-1e-6 || got > Presets[preset]+1e-6 {
+				t.Errorf("%s: preset %s at cosine %v reads %v, want %v", name, preset, cos, got, Presets[preset])
+			}
+		}
+	}
+	// A custom embedder calibrated at or below cosine 0 stays strictly
+	// increasing.
+	c := Calibration{Low: -0.1, Medium: 0.05, Strict: 0.2}
+	prev := float32(-1)
+	for x := float32(-0.999); x <= 1; x += 0.001 {
+		got := c.Confidence(x)
+		if got <= prev {
+			t.Fatalf("custom calibration: not increasing at %v", x)
 		}
 		prev = got
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/models"
@@ -20,7 +21,29 @@ type FaceInput struct {
 	// (several faces → *face.ErrTooManyFaces). All is not allowed: one photo
 	// enrols one face.
 	Selector face.Selector
+	// RejectDuplicates refuses a photo whose face already matches another
+	// person at the strict preset (*DuplicateFaceError). The native API
+	// sets it unless the client passes allow_duplicate=true; vendor
+	// dialects and fleet sync, whose documents allow such enrolments,
+	// leave it off.
+	RejectDuplicates bool
 }
+
+// DuplicateFaceError refuses an enrolment whose photo already matches
+// another person at the strict preset: the same face under two ids would
+// make identify answer with either.
+type DuplicateFaceError struct {
+	Photo      int    // 0-based, in request order
+	PersonID   string // the person it matches
+	Confidence float32
+}
+
+func (e *DuplicateFaceError) Error() string {
+	return fmt.Sprintf("photo %d matches person %q at the strict preset (confidence %.2f)", e.Photo, e.PersonID, e.Confidence)
+}
+
+// Unwrap makes errors.Is(err, store.ErrDuplicate) true.
+func (e *DuplicateFaceError) Unwrap() error { return store.ErrDuplicate }
 
 // EnrollRequest creates a person with one face per photo.
 type EnrollRequest struct {
@@ -36,12 +59,20 @@ func (s *Service) Enroll(ctx context.Context, req EnrollRequest) (store.Person, 
 	if len(req.Photos) == 0 {
 		return store.Person{}, nil, fmt.Errorf("%w: enrol needs at least one photo", ErrInvalid)
 	}
+	if err := store.CheckPerson(req.Person); err != nil {
+		return store.Person{}, nil, fmt.Errorf("service: enrol: %w", err)
+	}
 	faces, err := s.newFaces(ctx, req.Photos, req.FaceInput)
 	if err != nil {
 		return store.Person{}, nil, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// Checked under writeMu: two concurrent enrolments of one face cannot
+	// both pass.
+	if err := s.checkDuplicates(ctx, faces, req.Person.ID, req.FaceInput); err != nil {
+		return store.Person{}, nil, err
+	}
 	p, stored, err := s.store.CreatePerson(ctx, req.Person, faces)
 	if err != nil {
 		return store.Person{}, nil, fmt.Errorf("service: enrol: %w", err)
@@ -58,7 +89,7 @@ func (s *Service) AddFaces(ctx context.Context, personID string, photos [][]byte
 		return nil, fmt.Errorf("%w: add faces needs at least one photo", ErrInvalid)
 	}
 	if _, err := s.store.GetPerson(ctx, personID); err != nil {
-		return nil, fmt.Errorf("service: add faces: person %q: %w", personID, err)
+		return nil, notFound(fmt.Errorf("service: add faces: person %q: %w", personID, err), "person", personID)
 	}
 	faces, err := s.newFaces(ctx, photos, in)
 	if err != nil {
@@ -66,6 +97,9 @@ func (s *Service) AddFaces(ctx context.Context, personID string, photos [][]byte
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if err := s.checkDuplicates(ctx, faces, personID, in); err != nil {
+		return nil, err
+	}
 	stored, err := s.store.AddFaces(ctx, personID, faces)
 	if err != nil {
 		return nil, fmt.Errorf("service: add faces: %w", err)
@@ -87,6 +121,10 @@ func (s *Service) newFaces(ctx context.Context, photos [][]byte, in FaceInput) (
 	if len(galleries) == 0 {
 		galleries = []string{s.cfg.DefaultGallery}
 	}
+	// Before the photos run the models: a misnamed gallery fails fast.
+	if err := s.galleriesExist(ctx, galleries); err != nil {
+		return nil, err
+	}
 	out := make([]store.NewFace, 0, len(photos))
 	for i, photo := range photos {
 		faces, err := s.embedFaces(ctx, photo, sel, s.cfg.KeepImages)
@@ -102,6 +140,43 @@ func (s *Service) newFaces(ctx context.Context, photos [][]byte, in FaceInput) (
 		out = append(out, nf)
 	}
 	return out, nil
+}
+
+// checkDuplicates refuses, when in.RejectDuplicates is set, a new face
+// that matches a person other than self (the person being enrolled or
+// extended; empty for a new one) at the strict preset, searched over
+// every gallery.
+func (s *Service) checkDuplicates(ctx context.Context, faces []store.NewFace, self string, in FaceInput) error {
+	if !in.RejectDuplicates {
+		return nil
+	}
+	req := IdentifyRequest{N: 2, Threshold: Threshold{Value: Presets["strict"]}}
+	for i, f := range faces {
+		if f.Face.EmbedderID != s.embedder {
+			continue
+		}
+		matches, err := s.matchPersons(ctx, f.Face.Embedding, req)
+		if err != nil {
+			return fmt.Errorf("service: duplicate check: %w", err)
+		}
+		for _, m := range matches {
+			if m.Person.ID != self {
+				return &DuplicateFaceError{Photo: i, PersonID: m.Person.ID, Confidence: m.Confidence}
+			}
+		}
+	}
+	return nil
+}
+
+// galleriesExist fails with a NotFoundError naming the first gallery that
+// does not exist.
+func (s *Service) galleriesExist(ctx context.Context, names []string) error {
+	for _, g := range names {
+		if _, err := s.store.GetGallery(ctx, g); err != nil {
+			return notFound(fmt.Errorf("service: gallery %q: %w", g, err), "gallery", g)
+		}
+	}
+	return nil
 }
 
 // storedFace is the face f of photo as the store keeps it, with its
@@ -135,7 +210,8 @@ func (s *Service) indexFaces(faces []store.Face) error {
 
 // GetPerson returns a person.
 func (s *Service) GetPerson(ctx context.Context, id string) (store.Person, error) {
-	return s.store.GetPerson(ctx, id)
+	p, err := s.store.GetPerson(ctx, id)
+	return p, notFound(err, "person", id)
 }
 
 // GetPersonByExternalID returns the person with a customer id.
@@ -150,7 +226,8 @@ func (s *Service) ListPersons(ctx context.Context, opts store.ListOptions) (stor
 
 // UpdatePerson changes a person's fields and metadata.
 func (s *Service) UpdatePerson(ctx context.Context, id string, fn func(*store.Person) error) (store.Person, error) {
-	return s.store.UpdatePerson(ctx, id, fn)
+	p, err := s.store.UpdatePerson(ctx, id, fn)
+	return p, notFound(err, "person", id)
 }
 
 // DeletePerson removes a person with its faces and stored images; from the
@@ -160,7 +237,7 @@ func (s *Service) DeletePerson(ctx context.Context, id string) error {
 	defer s.writeMu.Unlock()
 	faces, err := s.store.DeletePerson(ctx, id)
 	if err != nil {
-		return fmt.Errorf("service: delete person %q: %w", id, err)
+		return notFound(fmt.Errorf("service: delete person %q: %w", id, err), "person", id)
 	}
 	for _, f := range faces {
 		s.index.Remove(f)
@@ -170,7 +247,8 @@ func (s *Service) DeletePerson(ctx context.Context, id string) error {
 
 // GetFace returns a stored face.
 func (s *Service) GetFace(ctx context.Context, id uint64) (store.Face, error) {
-	return s.store.GetFace(ctx, id)
+	f, err := s.store.GetFace(ctx, id)
+	return f, notFound(err, "face", strconv.FormatUint(id, 10))
 }
 
 // FaceImage returns a face's stored crop, if kept.
@@ -274,7 +352,7 @@ func (s *Service) DeleteGallery(ctx context.Context, name string, withFaces bool
 	defer s.writeMu.Unlock()
 	deleted, err := s.store.DeleteGallery(ctx, name, withFaces)
 	if err != nil {
-		return fmt.Errorf("service: delete gallery %q: %w", name, err)
+		return notFound(fmt.Errorf("service: delete gallery %q: %w", name, err), "gallery", name)
 	}
 	for _, id := range deleted {
 		s.index.Remove(id)

@@ -74,7 +74,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 	var candidates []store.Face
 	if req.PersonID != "" {
 		if _, err := s.store.GetPerson(ctx, req.PersonID); err != nil {
-			return VerifyResult{}, fmt.Errorf("service: verify: person %q: %w", req.PersonID, err)
+			return VerifyResult{}, notFound(fmt.Errorf("service: verify: person %q: %w", req.PersonID, err), "person", req.PersonID)
 		}
 		if candidates, err = s.personFaces(ctx, req.PersonID); err != nil {
 			return VerifyResult{}, fmt.Errorf("service: verify: faces of %q: %w", req.PersonID, err)
@@ -113,6 +113,7 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, 
 }
 
 func (s *Service) decide(p VerifyPair, t Threshold) VerifyPair {
+	p.Similarity = ClampSimilarity(p.Similarity)
 	p.Confidence = s.calib.Confidence(p.Similarity)
 	p.Match = !t.None && t.Accepts(p.Confidence)
 	return p
@@ -146,7 +147,33 @@ type IdentifyRequest struct {
 	Record   bool
 	CameraID string
 	Snapshot bool
+	// Liveness scores every face (off by default); under LivenessGate a
+	// face that is not live gets no match.
+	Liveness LivenessMode
 }
+
+// LivenessMode says whether identify checks liveness, and what a face
+// that fails it gets.
+type LivenessMode int
+
+const (
+	// LivenessOff: no liveness check.
+	LivenessOff LivenessMode = iota
+	// LivenessGate: each face is scored, and one that is not live (score
+	// below LiveThreshold) gets no match: the door stays shut for a print.
+	LivenessGate
+	// LivenessReport: each face is scored and reported; matches are
+	// decided by similarity alone (the client decides).
+	LivenessReport
+)
+
+// LiveThreshold is the liveness model's boundary: a score at or above it
+// is a live face.
+const LiveThreshold = 0.5
+
+// RefusedNotLive is IdentifiedFace.Refused for a face whose match was
+// refused because it failed the liveness check.
+const RefusedNotLive = "not_live"
 
 // Match is one person matching a query face. Similarity is to the
 // person's template (the normalised mean of their faces of this
@@ -161,11 +188,23 @@ type Match struct {
 }
 
 // IdentifiedFace is a face of the query photo with its matches, best
-// first; EventID is set when the request recorded events.
+// first; EventID is set when the request recorded events. Best is the
+// closest person whatever the threshold (nil in an empty gallery): an
+// unmatched face's event keeps it, so thresholds can be tuned from the
+// history. Refused says why a face got no match although a candidate
+// passed the threshold (RefusedNotLive).
 type IdentifiedFace struct {
 	Face    face.Face
 	Matches []Match
+	Best    *Match
+	Refused string
 	EventID uint64
+}
+
+// Live reports whether the face passed the liveness check (false when it
+// was not checked).
+func (f IdentifiedFace) Live() bool {
+	return f.Face.Liveness != nil && *f.Face.Liveness >= LiveThreshold
 }
 
 // maxN bounds the matches per face one request may ask for.
@@ -180,20 +219,27 @@ func (s *Service) Identify(ctx context.Context, req IdentifyRequest) ([]Identifi
 	if req.N < 0 || req.N > maxN {
 		return nil, fmt.Errorf("%w: n must be 1..%d", ErrInvalid, maxN)
 	}
-	for _, g := range req.Galleries {
-		if _, err := s.store.GetGallery(ctx, g); err != nil {
-			return nil, fmt.Errorf("service: identify: gallery %q: %w", g, err)
-		}
+	if err := s.galleriesExist(ctx, req.Galleries); err != nil {
+		return nil, err
 	}
-	faces, err := s.embedFaces(ctx, req.Photo, req.Selector, req.Record && req.Snapshot)
+	faces, err := s.Detect(ctx, req.Photo, face.Options{Embed: true, Selector: req.Selector,
+		KeepAligned: req.Record && req.Snapshot, Liveness: req.Liveness != LivenessOff})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]IdentifiedFace, 0, len(faces))
 	for _, f := range faces {
 		id := IdentifiedFace{Face: f}
-		if id.Matches, err = s.matchPersons(ctx, f.Embedding, req); err != nil {
+		candidates, err := s.rankPersons(ctx, f.Embedding, req)
+		if err != nil {
 			return nil, err
+		}
+		if len(candidates) > 0 {
+			id.Best = &candidates[0]
+		}
+		id.Matches = accepted(candidates, req.Threshold)
+		if req.Liveness == LivenessGate && !id.Live() && len(id.Matches) > 0 {
+			id.Matches, id.Refused = nil, RefusedNotLive
 		}
 		if req.Record {
 			if id.EventID, err = s.recordMatch(ctx, req, id); err != nil {
@@ -235,10 +281,18 @@ func matchedGallery(faceGalleries, searched []string) string {
 func (s *Service) recordMatch(ctx context.Context, req IdentifyRequest, id IdentifiedFace) (uint64, error) {
 	b := id.Face.Box
 	e := store.Event{CameraID: req.CameraID, Time: s.cfg.Now(), Box: [4]float32{b.X1, b.Y1, b.X2, b.Y2}}
-	if len(id.Matches) > 0 {
-		m := id.Matches[0]
-		e.Matched, e.PersonID, e.FaceID, e.Confidence = true, m.Person.ID, m.FaceID, m.Confidence
+	// An unmatched face keeps its best candidate and that candidate's
+	// confidence (Matched false): the evidence to tune thresholds with.
+	if m := id.Best; m != nil {
+		e.Matched = len(id.Matches) > 0
+		e.PersonID, e.FaceID, e.Confidence = m.Person.ID, m.FaceID, m.Confidence
 		e.Gallery = matchedGallery(m.Galleries, req.Galleries)
+	}
+	if l := id.Face.Liveness; l != nil {
+		e.Meta = store.Metadata{"liveness": *l}
+		if id.Refused != "" {
+			e.Meta["refused"] = id.Refused
+		}
 	}
 	var snapshot []byte
 	if req.Snapshot {

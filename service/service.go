@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,30 @@ var (
 	// says which.
 	ErrNoFace = errors.New("no face found")
 )
+
+// NotFoundError says which person, face or gallery a request named does
+// not exist, so each API can say so in its own terms. Its text and chain
+// are those of the store error it wraps (errors.Is(err,
+// store.ErrNotFound) holds), so callers that print or match them see no
+// change.
+type NotFoundError struct {
+	Kind string // "person", "face" or "gallery"
+	ID   string
+	Err  error
+}
+
+func (e *NotFoundError) Error() string { return e.Err.Error() }
+
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// notFound wraps err in a NotFoundError for kind and id when it is the
+// store's ErrNotFound; other errors pass unchanged.
+func notFound(err error, kind, id string) error {
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return &NotFoundError{Kind: kind, ID: id, Err: err}
+}
 
 // NoFaceError names the photo (0-based, in request order) without a face.
 type NoFaceError struct{ Photo int }
@@ -220,6 +246,21 @@ func (s *Service) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 
 // Confidence maps a cosine to the 0–1 confidence scale.
 func (s *Service) Confidence(cos float32) float32 { return s.calib.Confidence(cos) }
+
+// Calibration is the running embedder's: its preset cosines and the map
+// between similarity and confidence.
+func (s *Service) Calibration() Calibration { return s.calib }
+
+// SimilarityThreshold reads a threshold given on the similarity (cosine)
+// scale, a number from -1 to 1, as the confidence threshold that selects
+// the same matches.
+func (s *Service) SimilarityThreshold(v string) (Threshold, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
+	if err != nil || math.IsNaN(f) || f < -1 || f > 1 {
+		return Threshold{}, fmt.Errorf("%w: similarity_threshold %q: want a cosine from -1 to 1", ErrInvalid, v)
+	}
+	return Threshold{Value: s.calib.Confidence(float32(f))}, nil
+}
 
 // Threshold parses a request's threshold with the service default.
 func (s *Service) Threshold(v string) (Threshold, error) {

@@ -29,9 +29,11 @@ const candidateFactor = 4
 // minCandidates is the least number of faces identify looks at.
 const minCandidates = 16
 
-// matchPersons finds the persons whose templates match a query embedding
-// best, at most req.N, best first, each above the threshold.
-func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyRequest) ([]Match, error) {
+// rankPersons finds the persons whose templates are closest to a query
+// embedding, at most req.N, best first, whatever the threshold (the
+// caller keeps those it accepts: see accepted). The best candidate of an
+// unmatched face is kept as evidence in its event.
+func (s *Service) rankPersons(ctx context.Context, q []float32, req IdentifyRequest) ([]Match, error) {
 	k := max(req.N*candidateFactor, minCandidates)
 	hits, err := s.index.Search(ctx, q, k, req.Galleries, index.Auto)
 	if err != nil {
@@ -40,12 +42,9 @@ func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyReq
 	if req.Faces {
 		var out []Match
 		for _, h := range hits[:min(len(hits), req.N)] {
-			conf := s.calib.Confidence(clampCos(h.Score))
-			if !req.Threshold.Accepts(conf) {
-				continue
-			}
-			if m, ok := s.matchOf(ctx, h, conf); ok {
-				m.Similarity = clampCos(m.Similarity)
+			sim := ClampSimilarity(h.Score)
+			if m, ok := s.matchOf(ctx, h, s.calib.Confidence(sim)); ok {
+				m.Similarity = sim
 				out = append(out, m)
 			}
 		}
@@ -59,7 +58,7 @@ func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyReq
 			continue
 		}
 		seen[m.Person.ID] = true
-		m.Similarity = clampCos(h.Score)
+		m.Similarity = ClampSimilarity(h.Score)
 		faces, err := s.personFaces(ctx, m.Person.ID)
 		if err != nil {
 			return nil, fmt.Errorf("service: identify: faces of a candidate: %w", err)
@@ -68,12 +67,31 @@ func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyReq
 			m.Similarity = templateSimilarity(q, faces)
 		}
 		m.Confidence = s.calib.Confidence(m.Similarity)
-		if req.Threshold.Accepts(m.Confidence) {
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	slices.SortStableFunc(out, func(a, b Match) int { return cmp.Compare(b.Similarity, a.Similarity) })
 	return out[:min(len(out), req.N)], nil
+}
+
+// matchPersons finds the persons whose templates match a query embedding
+// best, at most req.N, best first, each above the threshold.
+func (s *Service) matchPersons(ctx context.Context, q []float32, req IdentifyRequest) ([]Match, error) {
+	candidates, err := s.rankPersons(ctx, q, req)
+	if err != nil {
+		return nil, err
+	}
+	return accepted(candidates, req.Threshold), nil
+}
+
+// accepted keeps the candidates (best first) that pass the threshold.
+func accepted(candidates []Match, t Threshold) []Match {
+	var out []Match
+	for _, m := range candidates {
+		if t.Accepts(m.Confidence) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // personFaces returns a person's faces of the running embedder, with
@@ -102,7 +120,7 @@ func (s *Service) personFaces(ctx context.Context, personID string) ([]store.Fac
 // mean of a person's face embeddings, clamped to [-1, 1].
 func templateSimilarity(q []float32, faces []store.Face) float32 {
 	if len(faces) == 1 {
-		return clampCos(models.Cosine(q, faces[0].Embedding))
+		return ClampSimilarity(models.Cosine(q, faces[0].Embedding))
 	}
 	mean := make([]float32, len(q))
 	for _, f := range faces {
@@ -110,7 +128,5 @@ func templateSimilarity(q []float32, faces []store.Face) float32 {
 			mean[i] += x
 		}
 	}
-	return clampCos(models.Cosine(q, models.L2Normalize(mean)))
+	return ClampSimilarity(models.Cosine(q, models.L2Normalize(mean)))
 }
-
-func clampCos(c float32) float32 { return min(max(c, -1), 1) }

@@ -147,7 +147,7 @@ func checkInvariants(ctx context.Context, tx *bbolt.Tx) error {
 		if !bytes.Equal(b(bucketEventsByID).Get(u64(e.ID)), k) {
 			return corrupt("event %d: id index disagrees", e.ID)
 		}
-		if e.PersonID != "" {
+		if e.Matched && e.PersonID != "" {
 			nPerson++
 			if b(bucketEventsByPerson).Get(indexKey(e.PersonID, k)) == nil {
 				return corrupt("event %d: missing from person index", e.ID)

@@ -13,7 +13,11 @@ import (
 
 // Event is one recognition attempt seen by a camera: who it matched (if
 // anyone), how confidently, where in the frame. Events outlive the persons
-// and faces they name; the ids stay as history.
+// and faces they name; the ids stay as history. PersonID, FaceID and
+// Confidence name the best candidate whether or not it matched: Matched
+// says whether it passed the request's threshold (and liveness), so an
+// unmatched event keeps the evidence to tune thresholds with. Only
+// matched events are in a person's history (EventQuery.PersonID).
 type Event struct {
 	ID         uint64
 	CameraID   string
@@ -239,7 +243,7 @@ func (db *DB) AddEvent(ctx context.Context, e Event, snapshot []byte, queue Even
 			if err := byID.Put(u64(id), key); err != nil {
 				return err
 			}
-			if e.PersonID != "" {
+			if e.Matched && e.PersonID != "" {
 				if err := tx.Bucket(bucketEventsByPerson).Put(indexKey(e.PersonID, key), nil); err != nil {
 					return err
 				}
@@ -421,7 +425,7 @@ func deleteEvent(tx *bbolt.Tx, key, v []byte) (snapshot bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if e.PersonID != "" {
+	if e.Matched && e.PersonID != "" {
 		if err := tx.Bucket(bucketEventsByPerson).Delete(indexKey(e.PersonID, key)); err != nil {
 			return false, err
 		}

@@ -233,3 +233,35 @@ func TestEventTrackDecisionRoundTrip(t *testing.T) {
 	}
 	mustCheck(t, db)
 }
+
+// TestUnmatchedEventKeepsCandidate: an unmatched event keeps its best
+// candidate and confidence (the evidence for tuning thresholds) but is
+// not in that person's history, which lists what matched them.
+func TestUnmatchedEventKeepsCandidate(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	hit, err := db.AddEvent(ctx, Event{CameraID: "door", PersonID: "alice", FaceID: 7, Confidence: 0.9, Matched: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	miss, err := db.AddEvent(ctx, Event{CameraID: "door", PersonID: "alice", FaceID: 7, Confidence: 0.61}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetEvent(ctx, miss.ID)
+	if err != nil || got.Matched || got.PersonID != "alice" || got.FaceID != 7 || got.Confidence != 0.61 {
+		t.Fatalf("unmatched event %+v, %v", got, err)
+	}
+	page, err := db.ListEvents(ctx, EventQuery{PersonID: "alice"})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != hit.ID {
+		t.Fatalf("alice's history %+v, %v: want the match only", page.Items, err)
+	}
+	no := false
+	page, err = db.ListEvents(ctx, EventQuery{Matched: &no})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != miss.ID {
+		t.Fatalf("unmatched events %+v, %v", page.Items, err)
+	}
+	if _, err := db.Prune(ctx, RetentionPolicy{EventsMaxCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, db)
+}

@@ -80,6 +80,24 @@ func checkPerson(p *Person) error {
 	return nil
 }
 
+// CheckPerson reports whether CreatePerson would accept p's fields and
+// metadata (an empty ID stands for a generated one), so a caller can
+// refuse bad input before slower work: running the models, or searching
+// for duplicates.
+func CheckPerson(p Person) error {
+	if p.ID == "" {
+		p.ID = "generated"
+	}
+	err := checkPerson(&p)
+	if err == nil {
+		_, err = normMeta(p.Meta)
+	}
+	if err != nil {
+		return fmt.Errorf("store: person %q: %w", p.ID, err)
+	}
+	return nil
+}
+
 func getPerson(tx *bbolt.Tx, id string) (Person, error) {
 	v := tx.Bucket(bucketPersons).Get([]byte(id))
 	if v == nil {

@@ -105,6 +105,29 @@ func TestCreatePersonErrors(t *testing.T) {
 
 func mustErr(_ Person, _ []Face, err error) error { return err }
 
+// TestCheckPersonAgreesWithCreate: CheckPerson, which enrolment calls
+// before running the models, refuses what CreatePerson refuses for the
+// person's own fields, and accepts an empty id (generated later).
+func TestCheckPersonAgreesWithCreate(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	for _, p := range []Person{
+		{ID: "a\x00b"}, {ID: strings.Repeat("x", 129)}, {ID: "p", Name: "\xff"},
+		{ID: "p", Email: "a\u202eb"}, {ID: "p", Meta: Metadata{"f": func() {}}},
+	} {
+		if err := CheckPerson(p); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckPerson(%+v) = %v, want ErrInvalid", p, err)
+		}
+		if _, _, err := db.CreatePerson(ctx, p, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CreatePerson(%+v) = %v, want ErrInvalid", p, err)
+		}
+	}
+	for _, p := range []Person{{}, {ID: "ok", Name: "Zoë", Meta: Metadata{"k": 1}}} {
+		if err := CheckPerson(p); err != nil {
+			t.Errorf("CheckPerson(%+v) = %v, want nil", p, err)
+		}
+	}
+}
+
 func TestPersonNotFound(t *testing.T) {
 	db, _ := openTest(t, Options{})
 	_, err := db.GetPerson(ctx, "ghost")

@@ -31,7 +31,7 @@ func TestPruneEvents(t *testing.T) {
 				if i%2 == 0 {
 					snap = []byte("frame")
 				}
-				e, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: "p", Time: start.Add(time.Duration(i) * 24 * time.Hour)}, snap, nil)
+				e, err := db.AddEvent(ctx, Event{CameraID: "c", PersonID: "p", Matched: true, Time: start.Add(time.Duration(i) * 24 * time.Hour)}, snap, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

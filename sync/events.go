@@ -19,8 +19,15 @@ func EventQueue(cfg Config) store.EventQueue {
 	return func(e store.Event) ([]store.OutboxMessage, error) {
 		m := MatchEvent{
 			V: ProtocolVersion, Type: "match", EventID: newID(), DeviceID: cfg.DeviceID, LocalID: e.ID,
-			Time: e.Time.UTC(), CameraID: e.CameraID, Matched: e.Matched, PersonID: e.PersonID, FaceID: e.FaceID,
+			Time: e.Time.UTC(), CameraID: e.CameraID, Matched: e.Matched,
 			Gallery: e.Gallery, Confidence: e.Confidence, Box: e.Box,
+		}
+		// A near miss names its best candidate apart from a match, so a
+		// backend reading person_id never takes it for one.
+		if e.Matched {
+			m.PersonID, m.FaceID = e.PersonID, e.FaceID
+		} else {
+			m.CandidatePersonID, m.CandidateFaceID = e.PersonID, e.FaceID
 		}
 		if len(e.Meta) > 0 {
 			m.Meta = e.Meta

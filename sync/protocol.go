@@ -101,20 +101,24 @@ type OutboxInfo struct {
 // event. EventID is unique (random), so a redelivered event is recognised;
 // LocalID is the event's id in the device's REST API.
 type MatchEvent struct {
-	V          int        `json:"v"`
-	Type       string     `json:"type"` // "match"
-	EventID    string     `json:"event_id"`
-	DeviceID   string     `json:"device_id"`
-	LocalID    uint64     `json:"local_id"`
-	Time       time.Time  `json:"time"`
-	CameraID   string     `json:"camera_id,omitempty"`
-	Matched    bool       `json:"matched"`
-	PersonID   string     `json:"person_id,omitempty"`
-	FaceID     uint64     `json:"face_id,omitempty"`
-	Gallery    string     `json:"gallery,omitempty"`
-	Confidence float32    `json:"confidence"`
-	Box        [4]float32 `json:"box"`
-	Meta       any        `json:"meta,omitempty"`
+	V        int       `json:"v"`
+	Type     string    `json:"type"` // "match"
+	EventID  string    `json:"event_id"`
+	DeviceID string    `json:"device_id"`
+	LocalID  uint64    `json:"local_id"`
+	Time     time.Time `json:"time"`
+	CameraID string    `json:"camera_id,omitempty"`
+	Matched  bool      `json:"matched"`
+	PersonID string    `json:"person_id,omitempty"`
+	FaceID   uint64    `json:"face_id,omitempty"`
+	// The best candidate of an unmatched event (below the threshold, or
+	// refused as not live); Confidence is its confidence.
+	CandidatePersonID string     `json:"candidate_person_id,omitempty"`
+	CandidateFaceID   uint64     `json:"candidate_face_id,omitempty"`
+	Gallery           string     `json:"gallery,omitempty"`
+	Confidence        float32    `json:"confidence"`
+	Box               [4]float32 `json:"box"`
+	Meta              any        `json:"meta,omitempty"`
 	// Set on a camera's decision (see the REST API's events).
 	TrackID           uint64   `json:"track_id,omitempty"`
 	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`

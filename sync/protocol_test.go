@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/facedhq/faced/store"
 	fleetsync "github.com/facedhq/faced/sync"
 )
 
@@ -93,4 +94,37 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("accepted command %q", c.Command)
 		}
 	})
+}
+
+// TestMatchEventNamesNearMissApart: an unmatched event keeps its best
+// candidate and confidence (issue 17) under candidate_person_id, never
+// person_id, so a backend reading person_id cannot take a near miss for a
+// match.
+func TestMatchEventNamesNearMissApart(t *testing.T) {
+	queue := fleetsync.EventQueue(fleetsync.Config{DeviceID: "door-1"})
+	for _, tc := range []struct {
+		e                 store.Event
+		person, candidate string
+	}{
+		{store.Event{ID: 1, PersonID: "alice", FaceID: 3, Confidence: 0.9, Matched: true}, "alice", ""},
+		{store.Event{ID: 2, PersonID: "alice", FaceID: 3, Confidence: 0.6}, "", "alice"},
+	} {
+		msgs, err := queue(tc.e)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("queue: %v, %d messages", err, len(msgs))
+		}
+		var m map[string]any
+		if err := json.Unmarshal(msgs[0].Payload, &m); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := m["person_id"].(string); p != tc.person {
+			t.Errorf("event %d: person_id %q, want %q (%s)", tc.e.ID, p, tc.person, msgs[0].Payload)
+		}
+		if c, _ := m["candidate_person_id"].(string); c != tc.candidate {
+			t.Errorf("event %d: candidate_person_id %q, want %q", tc.e.ID, c, tc.candidate)
+		}
+		if conf, _ := m["confidence"].(float64); float32(conf) != tc.e.Confidence {
+			t.Errorf("event %d: confidence %v, want %v", tc.e.ID, conf, tc.e.Confidence)
+		}
+	}
 }

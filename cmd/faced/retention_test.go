@@ -110,7 +110,8 @@ store:
 	}
 	photo := base64.StdEncoding.EncodeToString(testenv.ReadPhoto(t, "deepface/img1.jpg"))
 	enrol := func(id string) {
-		call("POST", "/v1/persons", []byte(`{"id":"`+id+`","photo":"`+photo+`"}`))
+		// One photo under several ids, on purpose.
+		call("POST", "/v1/persons", []byte(`{"id":"`+id+`","photo":"`+photo+`","allow_duplicate":true}`))
 	}
 	hasImage := func(id string) bool {
 		var p struct {

@@ -88,9 +88,16 @@ var (
 	ErrNoPhoto        = errors.New("dialect: no photo")
 	ErrBadBase64      = api.ErrBadBase64
 	ErrPhotoTooLarge  = api.ErrPhotoTooLarge
-	ErrURLNotAllowed  = errors.New("dialect: photo URLs are not fetched")
-	ErrPhotoFetchFail = errors.New("dialect: fetching the photo URL failed")
+	ErrURLNotAllowed = errors.New("dialect: photo URLs are not fetched")
 )
+
+// FetchError is a photo URL that could not be fetched; Err is the
+// fetch's error (an *api.Problem saying why).
+type FetchError struct{ Err error }
+
+func (e *FetchError) Error() string { return "dialect: fetching the photo failed: " + e.Err.Error() }
+
+func (e *FetchError) Unwrap() error { return e.Err }
 
 // Photos reads a photo sent in one of the forms vendors use: an uploaded
 // file part, a base64 string (standard or URL alphabet, padded or not,
@@ -107,8 +114,8 @@ type Photos struct {
 // Read returns the photo of an uploaded file (if not nil) or of text. An
 // empty one is ErrNoPhoto, bad base64 ErrBadBase64, one over MaxBytes
 // ErrPhotoTooLarge, a URL that cannot be fetched ErrURLNotAllowed; a
-// fetch that fails wraps ErrPhotoFetchFail and the fetch's error (an
-// api.Problem), except a photo over the fetch limit: face.ErrTooLarge.
+// fetch that fails is a *FetchError, except a photo over the fetch
+// limit: face.ErrTooLarge.
 func (p Photos) Read(ctx context.Context, file []byte, text string) ([]byte, error) {
 	if file != nil {
 		return file, nil
@@ -124,7 +131,7 @@ func (p Photos) Read(ctx context.Context, file []byte, text string) ([]byte, err
 		}
 		b, err := p.Fetch(ctx, s)
 		if err != nil && !errors.Is(err, face.ErrTooLarge) {
-			return nil, fmt.Errorf("%w: %w", ErrPhotoFetchFail, err)
+			return nil, &FetchError{err}
 		}
 		return b, err
 	}

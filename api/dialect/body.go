@@ -85,9 +85,9 @@ func ReadForm(r *http.Request, maxMemory int64) (Form, error) {
 
 // Errors of Photos.Read, for the vendor to word.
 var (
-	ErrNoPhoto        = errors.New("dialect: no photo")
-	ErrBadBase64      = api.ErrBadBase64
-	ErrPhotoTooLarge  = api.ErrPhotoTooLarge
+	ErrNoPhoto       = errors.New("dialect: no photo")
+	ErrBadBase64     = api.ErrBadBase64
+	ErrPhotoTooLarge = api.ErrPhotoTooLarge
 	ErrURLNotAllowed = errors.New("dialect: photo URLs are not fetched")
 )
 

@@ -3,6 +3,7 @@ package dialect
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/face"
@@ -75,19 +76,41 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
-// Classify answers err from a vendor's table: an error of the vendor's
-// own type E (one its handlers returned) is its own answer; any other is
-// the table's entry for its kind, or for the broader kind, or for
-// Internal. Table entries are shared: do not modify them.
-func Classify[E error](err error, table map[Kind]E) E {
-	var e E
-	if errors.As(err, &e) {
-		return e
-	}
-	k := KindOf(err)
+// statuses are the kinds' HTTP statuses unless a vendor says otherwise;
+// every other kind is 400.
+var statuses = map[Kind]int{
+	Internal: http.StatusInternalServerError, Unauthorized: http.StatusUnauthorized, Forbidden: http.StatusForbidden,
+	Busy: http.StatusTooManyRequests, Timeout: http.StatusServiceUnavailable, ModelMissing: http.StatusServiceUnavailable,
+	NoRoute: http.StatusNotFound, NotFound: http.StatusNotFound, MethodNotAllowed: http.StatusMethodNotAllowed,
+	Duplicate: http.StatusConflict, BodyTooLarge: http.StatusRequestEntityTooLarge,
+	ImageTooLarge: http.StatusRequestEntityTooLarge, ImageFormat: http.StatusUnsupportedMediaType,
+}
+
+// plain400 are the statuses a Plain400 vendor answers as 400.
+var plain400 = map[int]bool{
+	http.StatusConflict: true, http.StatusRequestEntityTooLarge: true, http.StatusUnsupportedMediaType: true,
+}
+
+// Table is a vendor's answers to the kinds of failure: what its envelope
+// says for each (T: a message, a numeric code...) and, where its document
+// differs from the usual status of a kind, that status.
+type Table[T any] struct {
+	Says map[Kind]T
+	// Plain400: the vendor's document has no 409, 413 or 415, so every
+	// failure that is the client's is 400 (unless Status says otherwise).
+	Plain400 bool
+	Status   map[Kind]int
+}
+
+// Answer looks err's kind up: the vendor's entry for it, else for the
+// broader kind, else for Internal. It returns the kind found, its status
+// and what the vendor says.
+func (t Table[T]) Answer(err error) (k Kind, status int, says T) {
+	k = KindOf(err)
 	for {
-		if a, ok := table[k]; ok || k == Internal {
-			return a
+		if v, ok := t.Says[k]; ok || k == Internal {
+			says = v
+			break
 		}
 		if b, ok := broader[k]; ok {
 			k = b
@@ -95,4 +118,22 @@ func Classify[E error](err error, table map[Kind]E) E {
 			k = Internal
 		}
 	}
+	if s, ok := t.Status[k]; ok {
+		return k, s, says
+	}
+	if s, ok := statuses[k]; ok && !(t.Plain400 && plain400[s]) {
+		return k, s, says
+	}
+	return k, http.StatusBadRequest, says
+}
+
+// Classify answers err as the vendor does: an error of the vendor's own
+// type E (one its handlers returned) is its own answer; any other is made
+// by answer from the Table's entry.
+func Classify[E error, T any](err error, t Table[T], answer func(k Kind, status int, says T) E) E {
+	var e E
+	if errors.As(err, &e) {
+		return e
+	}
+	return answer(t.Answer(err))
 }

@@ -179,27 +179,6 @@ type Image struct {
 	Score    *float64       `json:"score,omitempty"`
 }
 
-// answers are the errors' HTTP statuses and codes, by kind.
-var answers = map[dialect.Kind]*apiError{
-	dialect.Unauthorized:     {http.StatusUnauthorized, CodeAuth},
-	dialect.Forbidden:        {http.StatusForbidden, CodeAuth},
-	dialect.Busy:             {http.StatusTooManyRequests, CodeOutOfReqs},
-	dialect.Timeout:          {http.StatusServiceUnavailable, CodeOutOfReqs},
-	dialect.Internal:         {http.StatusInternalServerError, CodeFormatType},
-	dialect.NoRoute:          {http.StatusNotFound, CodeFormatType},
-	dialect.NotFound:         {http.StatusNotFound, CodeFormatType},
-	dialect.MethodNotAllowed: {http.StatusMethodNotAllowed, CodeFormatType},
-	dialect.BodyTooLarge:     {http.StatusBadRequest, CodeImageFormat},
-	dialect.BadBody:          badFormat(),
-	dialect.NoFace:           {http.StatusBadRequest, CodeNoContent},
-	dialect.EmptyImage:       {http.StatusBadRequest, CodeNoContent},
-	dialect.ImageFormat:      {http.StatusBadRequest, CodeImageFormat},
-	dialect.ImageTooLarge:    {http.StatusBadRequest, CodeImageFormat},
-	dialect.BadImage:         {http.StatusBadRequest, CodeImageFormat},
-	dialect.Invalid:          badFormat(),
-	dialect.Duplicate:        badFormat(),
-}
-
 type handler struct {
 	svc   *service.Service
 	front *dialect.Front[*request]
@@ -233,7 +212,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		},
 		Reply: func(result any) any { return h.envelope(CodeSuccess, result) },
 		Fail: func(err error) (int, any) {
-			e := dialect.Classify(err, answers)
+			e := dialect.Classify(err, answers, func(_ dialect.Kind, status, code int) *apiError { return fail(status, code) })
 			return e.status, h.envelope(e.code, nil)
 		},
 	}
@@ -246,6 +225,30 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		{Method: "POST", Pattern: prefix + "/images/{id}", Scope: auth.ScopeWrite, Serve: h.update},
 		{Method: "POST", Pattern: prefix + "/search", Scope: auth.ScopeRead, Slot: true, Serve: h.search},
 	})
+}
+
+// answers are the errors' codes by kind, in the order of their statuses.
+var answers = dialect.Table[int]{
+	Says: map[dialect.Kind]int{
+		dialect.BodyTooLarge:     CodeImageFormat,
+		dialect.BadBody:          CodeFormatType,
+		dialect.NoFace:           CodeNoContent,
+		dialect.EmptyImage:       CodeNoContent,
+		dialect.ImageFormat:      CodeImageFormat,
+		dialect.ImageTooLarge:    CodeImageFormat,
+		dialect.BadImage:         CodeImageFormat,
+		dialect.Invalid:          CodeFormatType,
+		dialect.Duplicate:        CodeFormatType,
+		dialect.Unauthorized:     CodeAuth,
+		dialect.Forbidden:        CodeAuth,
+		dialect.NoRoute:          CodeFormatType,
+		dialect.NotFound:         CodeFormatType,
+		dialect.MethodNotAllowed: CodeFormatType,
+		dialect.Busy:             CodeOutOfReqs,
+		dialect.Internal:         CodeFormatType,
+		dialect.Timeout:          CodeOutOfReqs,
+	},
+	Plain400: true, // the document has no 409, 413 or 415
 }
 
 // request is a request with its body.

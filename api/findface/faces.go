@@ -2,6 +2,7 @@ package findface
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
@@ -391,28 +393,11 @@ func (h *handler) allFaces(ctx context.Context, gallery string) ([]store.Face, e
 			return nil, err
 		}
 	}
-	var out []store.Face
-	opts := store.ListOptions{Limit: store.MaxLimit, Gallery: gallery}
-	for {
-		page, err := h.svc.ListFaces(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Items...)
-		if page.Next == "" {
-			break
-		}
-		opts.Cursor = page.Next
+	out, err := dialect.All(ctx, h.svc.ListFaces, store.ListOptions{Gallery: gallery})
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(out, func(a, b store.Face) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b store.Face) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -525,5 +510,3 @@ func (h *handler) metas(r *request) (any, error) {
 	}
 	return map[string]any{"results": out}, nil
 }
-
-// galleryNames lists every gallery's name.

@@ -272,6 +272,27 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	return f.Handler(routes)
 }
 
+// answers are the errors' reasons by kind, in the order of their statuses.
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BadBody:          "Cannot read the request body",
+		dialect.NoFace:           "No faces found on the photo",
+		dialect.BadImage:         "Cannot read the image",
+		dialect.Unauthorized:     "Authentication credentials were not provided or are invalid",
+		dialect.Forbidden:        "Permission denied",
+		dialect.NoRoute:          "Not found",
+		dialect.NotFound:         "Not found",
+		dialect.MethodNotAllowed: "Method not allowed",
+		dialect.Duplicate:        "Already exists",
+		dialect.BodyTooLarge:     "Request body too large",
+		dialect.ImageTooLarge:    "Image too large",
+		dialect.ImageFormat:      "Unsupported image format",
+		dialect.Busy:             "Too many requests in progress, retry later",
+		dialect.Internal:         "Internal error",
+		dialect.Timeout:          "Request timed out",
+	},
+}
+
 // apiError is an answer in the dialect's error style.
 type apiError struct {
 	status int
@@ -327,25 +348,6 @@ var errorCodes = map[int]string{
 	http.StatusTooManyRequests: CodeBusy, http.StatusServiceUnavailable: CodeTimeout, http.StatusInternalServerError: CodeInternal,
 }
 
-// answers are the errors' statuses and reasons, by kind.
-var answers = map[dialect.Kind]*apiError{
-	dialect.Unauthorized:     {status: http.StatusUnauthorized, msg: "Authentication credentials were not provided or are invalid"},
-	dialect.Forbidden:        {status: http.StatusForbidden, msg: "Permission denied"},
-	dialect.Busy:             {status: http.StatusTooManyRequests, msg: "Too many requests in progress, retry later"},
-	dialect.Timeout:          {status: http.StatusServiceUnavailable, msg: "Request timed out"},
-	dialect.Internal:         {status: http.StatusInternalServerError, msg: "Internal error"},
-	dialect.NoRoute:          {status: http.StatusNotFound, msg: "Not found"},
-	dialect.NotFound:         {status: http.StatusNotFound, msg: "Not found"},
-	dialect.MethodNotAllowed: {status: http.StatusMethodNotAllowed, msg: "Method not allowed"},
-	dialect.BodyTooLarge:     {status: http.StatusRequestEntityTooLarge, msg: "Request body too large"},
-	dialect.BadBody:          badRequest("Cannot read the request body"),
-	dialect.Duplicate:        {status: http.StatusConflict, msg: "Already exists"},
-	dialect.NoFace:           extraction("No faces found on the photo"),
-	dialect.ImageFormat:      {status: http.StatusUnsupportedMediaType, msg: "Unsupported image format"},
-	dialect.ImageTooLarge:    {status: http.StatusRequestEntityTooLarge, msg: "Image too large"},
-	dialect.BadImage:         extraction("Cannot read the image"),
-}
-
 func classify(err error) *apiError {
 	var e *apiError
 	var many *face.ErrTooManyFaces
@@ -361,7 +363,13 @@ func classify(err error) *apiError {
 	case dialect.KindOf(err) == dialect.Invalid || dialect.KindOf(err) == dialect.BadValue:
 		return badRequest("Invalid parameter: %v", err)
 	}
-	return dialect.Classify(err, answers)
+	return dialect.Classify(err, answers, func(k dialect.Kind, status int, msg string) *apiError {
+		e := &apiError{status: status, msg: msg}
+		if k == dialect.NoFace || k == dialect.BadImage {
+			e.code = CodeExtraction
+		}
+		return e
+	})
 }
 
 // status is a response without a body.
@@ -604,8 +612,6 @@ func boxOf(v any) (face.Box, bool) {
 	}
 	return face.Box{}, false
 }
-
-// photo reads an uploaded or base64 photo.
 
 // photo reads an uploaded, base64 or URL photo; URLs are fetched only from
 // the hosts the device allow-lists (none: refused).

@@ -6,25 +6,18 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/store"
 )
 
+// galleryNames lists every gallery's name.
 func (h *handler) galleryNames(ctx context.Context) ([]string, error) {
+	gs, err := dialect.All(ctx, h.svc.ListGalleries, store.ListOptions{})
 	out := []string{}
-	opts := store.ListOptions{Limit: store.MaxLimit}
-	for {
-		page, err := h.svc.ListGalleries(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range page.Items {
-			out = append(out, g.Name)
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		opts.Cursor = page.Next
+	for _, g := range gs {
+		out = append(out, g.Name)
 	}
+	return out, err
 }
 
 func (h *handler) galleryExists(ctx context.Context, name string) error {

@@ -148,26 +148,6 @@ const (
 	msgBody        = "the request body could not be read"
 )
 
-// answers are the errors' statuses and details, by kind.
-var answers = map[dialect.Kind]*apiError{
-	dialect.Unauthorized:     {status: http.StatusUnauthorized, msg: "missing or invalid API token"},
-	dialect.Forbidden:        {status: http.StatusForbidden, msg: "the API token lacks the required access"},
-	dialect.Busy:             {status: http.StatusTooManyRequests, msg: "too many requests in progress, retry later"},
-	dialect.Timeout:          {status: http.StatusServiceUnavailable, msg: "the request could not be completed in time"},
-	dialect.Internal:         {status: http.StatusInternalServerError, msg: "internal error"},
-	dialect.NoRoute:          {status: http.StatusNotFound, msg: "the specified API could not be found"},
-	dialect.MethodNotAllowed: {status: http.StatusMethodNotAllowed, msg: "method not allowed"},
-	dialect.BodyTooLarge:     badRequest(msgTooBig),
-	dialect.BadBody:          notAcceptable(),
-	dialect.NotFound:         {status: http.StatusNotFound, msg: "person not found"},
-	dialect.Duplicate:        badRequest("customer_person_id already exists"),
-	dialect.NoFace:           badRequest("no face detected in the image"),
-	dialect.ImageFormat:      {status: http.StatusUnsupportedMediaType, msg: "the image format is not supported"},
-	dialect.ImageTooLarge:    badRequest(msgTooBig),
-	dialect.BadImage:         badRequest("the image could not be read"),
-	dialect.Invalid:          badRequest(msgInvalid),
-}
-
 type handler struct {
 	svc   *service.Service
 	front *dialect.Front[*request]
@@ -183,7 +163,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		MaxBody: MaxBodyBytes,
 		Parse:   parse,
 		Fail: func(err error) (int, any) {
-			e := dialect.Classify(err, answers)
+			e := classify(err)
 			return e.status, ErrorBody{Status: "fail", Detail: e.msg, CustomerPersonID: e.id}
 		},
 	}
@@ -199,6 +179,32 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		{Method: "DELETE", Pattern: byID, Scope: auth.ScopeWrite, Serve: h.delete},
 		{Method: "POST", Pattern: "/miicloud/match_faces", Scope: auth.ScopeRead, Serve: h.match},
 	})
+}
+
+// answers are the errors' details by kind, in the order of their statuses.
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     msgTooBig,
+		dialect.Duplicate:        "customer_person_id already exists",
+		dialect.NoFace:           "no face detected in the image",
+		dialect.ImageTooLarge:    msgTooBig,
+		dialect.BadImage:         "the image could not be read",
+		dialect.Invalid:          msgInvalid,
+		dialect.Unauthorized:     "missing or invalid API token",
+		dialect.Forbidden:        "the API token lacks the required access",
+		dialect.NoRoute:          "the specified API could not be found",
+		dialect.NotFound:         "person not found",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.BadBody:          msgBody,
+		dialect.ImageFormat:      "the image format is not supported",
+		dialect.Busy:             "too many requests in progress, retry later",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "the request could not be completed in time",
+	},
+	// The document's codes: 400 for what is too large or already there,
+	// 406 for an unreadable body, 415 for an image format.
+	Plain400: true,
+	Status:   map[dialect.Kind]int{dialect.BadBody: http.StatusNotAcceptable, dialect.ImageFormat: http.StatusUnsupportedMediaType},
 }
 
 // apiError is an answer in the dialect's error style.
@@ -221,9 +227,15 @@ type ErrorBody struct {
 	CustomerPersonID string `json:"customer_person_id,omitempty"`
 }
 
+func classify(err error) *apiError {
+	return dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError {
+		return &apiError{status: status, msg: msg}
+	})
+}
+
 // withID names the person in an error answer.
 func withID(err error, id string) error {
-	e := *dialect.Classify(err, answers)
+	e := *classify(err)
 	if e.status < 500 {
 		e.id = id
 	}

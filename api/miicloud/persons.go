@@ -1,6 +1,7 @@
 package miicloud
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
@@ -168,22 +170,13 @@ func (h *handler) addImage(req *request, id string, in service.FaceInput) (store
 	if err != nil {
 		return store.Person{}, nil, err
 	}
+	had, err := dialect.All(ctx, h.svc.ListFaces, store.ListOptions{PersonID: p.ID})
+	if err != nil {
+		return store.Person{}, nil, err
+	}
 	hash := models.SHA256Hex(req.image)
-	opts := store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit}
-	for {
-		page, err := h.svc.ListFaces(ctx, opts)
-		if err != nil {
-			return store.Person{}, nil, err
-		}
-		for _, f := range page.Items {
-			if f.PhotoHash == hash {
-				return store.Person{}, nil, fmt.Errorf("miicloud: photo already enrolled: %w", store.ErrDuplicate)
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		opts.Cursor = page.Next
+	if slices.ContainsFunc(had, func(f store.Face) bool { return f.PhotoHash == hash }) {
+		return store.Person{}, nil, fmt.Errorf("miicloud: photo already enrolled: %w", store.ErrDuplicate)
 	}
 	faces, err := h.svc.AddFaces(ctx, p.ID, [][]byte{req.image}, in)
 	if err != nil {
@@ -267,30 +260,15 @@ func (h *handler) update(req *request) (any, error) {
 func (h *handler) full(req *request, p store.Person) (Person, error) {
 	out := personOf(p)
 	out.Images = []Image{}
-	var faces []store.Face
-	opts := store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit}
-	for {
-		page, err := h.svc.ListFaces(req.Context(), opts)
-		if err != nil {
-			return Person{}, withID(err, p.ExternalID)
-		}
-		faces = append(faces, page.Items...)
-		if page.Next == "" {
-			break
-		}
-		opts.Cursor = page.Next
+	faces, err := dialect.All(req.Context(), h.svc.ListFaces, store.ListOptions{PersonID: p.ID})
+	if err != nil {
+		return Person{}, withID(err, p.ExternalID)
 	}
 	slices.SortStableFunc(faces, func(a, b store.Face) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
-		switch {
-		case a.ID > b.ID:
-			return -1
-		case a.ID < b.ID:
-			return 1
-		}
-		return 0
+		return cmp.Compare(b.ID, a.ID)
 	})
 	for _, f := range faces {
 		name, _ := f.Meta[metaImage].(string)

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -24,20 +25,12 @@ func (h *handler) collection(ctx context.Context, id string) (store.Gallery, err
 	if !galleryName.MatchString(id) {
 		return store.Gallery{}, fail(http.StatusNotFound, "collection not found")
 	}
-	page, err := h.svc.ListGalleries(ctx, store.ListOptions{Limit: store.MaxLimit})
-	for err == nil {
-		for _, g := range page.Items {
-			if g.Name == id {
-				return g, nil
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		page, err = h.svc.ListGalleries(ctx, store.ListOptions{Cursor: page.Next, Limit: store.MaxLimit})
-	}
+	gs, err := dialect.All(ctx, h.svc.ListGalleries, store.ListOptions{})
 	if err != nil {
 		return store.Gallery{}, err
+	}
+	if i := slices.IndexFunc(gs, func(g store.Gallery) bool { return g.Name == id }); i >= 0 {
+		return gs[i], nil
 	}
 	return store.Gallery{}, fail(http.StatusNotFound, "collection not found")
 }
@@ -77,22 +70,11 @@ func (h *handler) createCollection(r *request) (any, error) {
 
 // personFaces lists every face of a person, oldest first.
 func (h *handler) personFaces(ctx context.Context, id string) ([]store.Face, error) {
-	var out []store.Face
-	cursor := ""
-	for {
-		page, err := h.svc.ListFaces(ctx, store.ListOptions{PersonID: id, Cursor: cursor, Limit: store.MaxLimit})
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, fail(http.StatusNotFound, "enrollment not found")
-			}
-			return nil, err
-		}
-		out = append(out, page.Items...)
-		if page.Next == "" {
-			return out, nil
-		}
-		cursor = page.Next
+	out, err := dialect.All(ctx, h.svc.ListFaces, store.ListOptions{PersonID: id})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fail(http.StatusNotFound, "enrollment not found")
 	}
+	return out, err
 }
 
 func (h *handler) enrollment(ctx context.Context, id string) (store.Person, error) {
@@ -166,42 +148,28 @@ type Collection struct {
 func (h *handler) listCollections(r *request) (any, error) {
 	ctx := r.Context()
 	out := []Collection{}
-	cursor := ""
-	for {
-		page, err := h.svc.ListGalleries(ctx, store.ListOptions{Cursor: cursor, Limit: store.MaxLimit})
+	gs, err := dialect.All(ctx, h.svc.ListGalleries, store.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		if v, _ := g.Meta[marker].(bool); !v {
+			continue
+		}
+		name, _ := g.Meta["name"].(string)
+		unknown, _ := g.Meta["unknowns"].(bool)
+		ts := g.CreatedAt.UTC().Format(timeLayout)
+		c := Collection{Created: ts, Updated: ts, ID: g.Name, Name: name, Unknown: unknown, Enrollments: []string{}}
+		faces, err := dialect.All(ctx, h.svc.ListFaces, store.ListOptions{Gallery: g.Name})
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range page.Items {
-			if v, _ := g.Meta[marker].(bool); !v {
-				continue
+		for _, f := range faces {
+			if !slices.Contains(c.Enrollments, f.PersonID) {
+				c.Enrollments = append(c.Enrollments, f.PersonID)
 			}
-			name, _ := g.Meta["name"].(string)
-			unknown, _ := g.Meta["unknowns"].(bool)
-			ts := g.CreatedAt.UTC().Format(timeLayout)
-			c := Collection{Created: ts, Updated: ts, ID: g.Name, Name: name, Unknown: unknown, Enrollments: []string{}}
-			fc := ""
-			for {
-				fp, err := h.svc.ListFaces(ctx, store.ListOptions{Gallery: g.Name, Cursor: fc, Limit: store.MaxLimit})
-				if err != nil {
-					return nil, err
-				}
-				for _, f := range fp.Items {
-					if !slices.Contains(c.Enrollments, f.PersonID) {
-						c.Enrollments = append(c.Enrollments, f.PersonID)
-					}
-				}
-				if fp.Next == "" {
-					break
-				}
-				fc = fp.Next
-			}
-			out = append(out, c)
 		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
+		out = append(out, c)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
 	return ok(out, "collections listed successfully"), nil

@@ -194,31 +194,6 @@ type Envelope struct {
 	Success bool    `json:"success"`
 }
 
-// answers are the errors' statuses and messages, by kind.
-var answers = map[dialect.Kind]*apiError{
-	dialect.Unauthorized:     {http.StatusUnauthorized, "invalid api key"},
-	dialect.Forbidden:        {http.StatusForbidden, "api key lacks the scope for this request"},
-	dialect.Busy:             {http.StatusTooManyRequests, "too many requests"},
-	dialect.Timeout:          {http.StatusServiceUnavailable, "request timed out"},
-	dialect.ModelMissing:     {http.StatusServiceUnavailable, "model not configured on this device"},
-	dialect.Internal:         {http.StatusInternalServerError, "internal error"},
-	dialect.NoRoute:          {http.StatusNotFound, "not found"},
-	dialect.NotFound:         {http.StatusNotFound, "not found"},
-	dialect.MethodNotAllowed: {http.StatusMethodNotAllowed, "method not allowed"},
-	dialect.BodyTooLarge:     bad("request body too large"),
-	dialect.BadBody:          bad("cannot read request body"),
-	dialect.NoFace:           bad("no face detected"),
-	dialect.EmptyImage:       bad("empty image"),
-	dialect.BadImage:         bad("invalid image"),
-	dialect.ImageFormat:      bad("invalid image"),
-	dialect.ImageTooLarge:    bad("image too large"),
-	dialect.ManyPixels:       bad("image too large"),
-	dialect.SmallImage:       bad("image too small"),
-	dialect.TooManyFaces:     bad("too many faces"),
-	dialect.Invalid:          bad("invalid request"),
-	dialect.Duplicate:        bad("already exists"),
-}
-
 type handler struct {
 	svc   *service.Service
 	front *dialect.Front[*request]
@@ -245,7 +220,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 			if errors.As(err, &noFace) && !errors.As(err, &e) {
 				err = bad(fmt.Sprintf("no face detected in img%d", noFace.Photo))
 			}
-			e = dialect.Classify(err, answers)
+			e = dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError { return fail(status, msg) })
 			return e.status, Envelope{Message: &e.msg}
 		},
 	}
@@ -265,6 +240,34 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		{Method: "POST", Pattern: "/v1/match", Scope: read, Slot: true, Serve: h.match},
 		{Method: "POST", Pattern: "/v1/identify", Scope: read, Slot: true, Serve: h.identify},
 	})
+}
+
+// answers are the errors' messages by kind, in the order of their statuses.
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     "request body too large",
+		dialect.BadBody:          "cannot read request body",
+		dialect.NoFace:           "no face detected",
+		dialect.EmptyImage:       "empty image",
+		dialect.BadImage:         "invalid image",
+		dialect.ImageFormat:      "invalid image",
+		dialect.ImageTooLarge:    "image too large",
+		dialect.ManyPixels:       "image too large",
+		dialect.SmallImage:       "image too small",
+		dialect.TooManyFaces:     "too many faces",
+		dialect.Invalid:          "invalid request",
+		dialect.Duplicate:        "already exists",
+		dialect.Unauthorized:     "invalid api key",
+		dialect.Forbidden:        "api key lacks the scope for this request",
+		dialect.NoRoute:          "not found",
+		dialect.NotFound:         "not found",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.Busy:             "too many requests",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "request timed out",
+		dialect.ModelMissing:     "model not configured on this device",
+	},
+	Plain400: true, // the document's table has no 409, 413 or 415
 }
 
 // apiError is an error answer.

@@ -109,6 +109,7 @@
 package users
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -152,28 +153,6 @@ const (
 	msgJSON         = "invalid JSON body"
 )
 
-// answers are the errors' statuses and "errors" entries, by kind (404 has
-// none, as documented).
-var answers = map[dialect.Kind]*apiError{
-	dialect.Unauthorized:     {http.StatusUnauthorized, "missing or invalid x-api-key"},
-	dialect.Forbidden:        {http.StatusForbidden, "the API key lacks the required scope"},
-	dialect.Busy:             {http.StatusTooManyRequests, "too many requests in progress, retry later"},
-	dialect.Timeout:          {http.StatusServiceUnavailable, "the request could not be completed in time"},
-	dialect.Internal:         {http.StatusInternalServerError, "internal error"},
-	dialect.NoRoute:          {status: http.StatusNotFound},
-	dialect.NotFound:         {status: http.StatusNotFound},
-	dialect.MethodNotAllowed: {http.StatusMethodNotAllowed, "method not allowed"},
-	dialect.BodyTooLarge:     badRequest(msgTooBig),
-	dialect.BadBody:          badRequest(msgJSON),
-	dialect.Duplicate:        badRequest(msgDuplicate),
-	dialect.NoFace:           badRequest(msgNoFace),
-	dialect.ImageFormat:      badRequest(msgFormat),
-	dialect.ImageTooLarge:    badRequest(msgTooBig),
-	dialect.BadImage:         badRequest(msgUnreadable),
-	dialect.BadValue:         badRequest("invalid userId"),
-	dialect.Invalid:          badRequest("invalid request"),
-}
-
 // handler serves the dialect.
 type handler struct {
 	svc *service.Service
@@ -189,7 +168,9 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		MaxBody: MaxBodyBytes,
 		Parse:   func(r *http.Request) (*http.Request, error) { return r, nil },
 		Fail: func(err error) (int, any) {
-			e := dialect.Classify(err, answers)
+			e := dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError {
+				return &apiError{status, msg}
+			})
 			return e.status, e.body()
 		},
 	}
@@ -198,6 +179,31 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		{Method: "POST", Pattern: "/users/{id}", Scope: auth.ScopeWrite, Slot: true, Serve: h.enroll},
 		{Method: "DELETE", Pattern: "/users/{id}", Scope: auth.ScopeWrite, Serve: h.unenroll},
 	})
+}
+
+// answers are the errors' "errors" entries by kind, in the order of their
+// statuses (404 has none, as documented).
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     msgTooBig,
+		dialect.BadBody:          msgJSON,
+		dialect.Duplicate:        msgDuplicate,
+		dialect.NoFace:           msgNoFace,
+		dialect.ImageFormat:      msgFormat,
+		dialect.ImageTooLarge:    msgTooBig,
+		dialect.BadImage:         msgUnreadable,
+		dialect.BadValue:         "invalid userId",
+		dialect.Invalid:          "invalid request",
+		dialect.Unauthorized:     "missing or invalid x-api-key",
+		dialect.Forbidden:        "the API key lacks the required scope",
+		dialect.NoRoute:          "",
+		dialect.NotFound:         "",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.Busy:             "too many requests in progress, retry later",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "the request could not be completed in time",
+	},
+	Plain400: true, // the document has no 409, 413 or 415
 }
 
 // apiError is an answer in the document's error style.
@@ -316,15 +322,7 @@ func (h *handler) search(r *http.Request) (any, error) {
 	if len(matches) == 0 {
 		return nil, &apiError{status: http.StatusNotFound}
 	}
-	slices.SortStableFunc(matches, func(a, b Match) int {
-		switch {
-		case a.Similarity > b.Similarity:
-			return -1
-		case a.Similarity < b.Similarity:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(matches, func(a, b Match) int { return cmp.Compare(b.Similarity, a.Similarity) })
 	return map[string][]Match{"matches": matches}, nil
 }
 

@@ -49,6 +49,7 @@ type Handler[R any] func(req R) (any, error)
 
 // Route is one entry of a dialect's route table.
 type Route[R any] struct {
+	// Method is one method, or several separated by spaces ("GET POST").
 	Method string
 	// Pattern is a net/http pattern without a trailing slash; it is
 	// served as written and with one ("p" and "p/{$}"), never below.
@@ -107,8 +108,10 @@ func (f *Front[R]) Handler(routes []Route[R]) http.Handler {
 	for i := range routes {
 		rt := &routes[i]
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, rt) })
-		mux.Handle(rt.Method+" "+rt.Pattern, h)
-		mux.Handle(rt.Method+" "+rt.Pattern+"/{$}", h)
+		for _, m := range strings.Fields(rt.Method) {
+			mux.Handle(m+" "+rt.Pattern, h)
+			mux.Handle(m+" "+rt.Pattern+"/{$}", h)
+		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mh, pattern := mux.Handler(r)

@@ -221,8 +221,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		{Method: "GET", Pattern: prefix + "/images", Scope: auth.ScopeRead, Serve: h.list},
 		{Method: "POST", Pattern: prefix + "/images", Scope: auth.ScopeWrite, Serve: h.postImages},
 		{Method: "DELETE", Pattern: prefix + "/images", Scope: auth.ScopeWrite, Serve: h.deleteMany},
-		{Method: "PUT", Pattern: prefix + "/images/{id}", Scope: auth.ScopeWrite, Serve: h.update},
-		{Method: "POST", Pattern: prefix + "/images/{id}", Scope: auth.ScopeWrite, Serve: h.update},
+		{Method: "PUT POST", Pattern: prefix + "/images/{id}", Scope: auth.ScopeWrite, Serve: h.update},
 		{Method: "POST", Pattern: prefix + "/search", Scope: auth.ScopeRead, Slot: true, Serve: h.search},
 	})
 }

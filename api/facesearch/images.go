@@ -80,8 +80,8 @@ type imageIn struct {
 	Metadata json.RawMessage `json:"metadata"`
 }
 
-// add serves POST /images.
-func (h *handler) add(r *request) (any, error) {
+// image reads the body's {"image": {...}}.
+func (r *request) image() (*imageIn, error) {
 	var req struct {
 		Image *imageIn `json:"image"`
 	}
@@ -91,11 +91,20 @@ func (h *handler) add(r *request) (any, error) {
 	if req.Image == nil {
 		return nil, fail(http.StatusBadRequest, CodeNoContent)
 	}
-	meta, err := parseMeta(req.Image.Metadata)
+	return req.Image, nil
+}
+
+// add serves POST /images.
+func (h *handler) add(r *request) (any, error) {
+	in, err := r.image()
 	if err != nil {
 		return nil, err
 	}
-	photo, err := decodeImage(r.Context(), req.Image)
+	meta, err := parseMeta(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	photo, err := decodeImage(r.Context(), in)
 	if err != nil {
 		return nil, err
 	}
@@ -160,13 +169,9 @@ func deref(s *string) string {
 
 // parseID reads an image id: a JSON number or numeric string.
 func parseID(raw json.RawMessage) (uint64, error) {
-	s := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return 0, badFormat()
-		}
-		s = strings.TrimSpace(str)
+	s, _, err := dialect.Number(raw)
+	if err != nil {
+		return 0, badFormat()
 	}
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
@@ -263,16 +268,11 @@ func (h *handler) dropPerson(ctx context.Context, id string) error {
 
 // search serves POST /search.
 func (h *handler) search(r *request) (any, error) {
-	var req struct {
-		Image *imageIn `json:"image"`
+	in, err := r.image()
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(r.body, &req); err != nil {
-		return nil, badFormat()
-	}
-	if req.Image == nil {
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	}
-	photo, err := decodeImage(r.Context(), req.Image)
+	photo, err := decodeImage(r.Context(), in)
 	if err != nil {
 		return nil, err
 	}

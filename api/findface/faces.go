@@ -37,26 +37,36 @@ type Face struct {
 	Box
 }
 
-// personIDOf shows a faced person's external id as FindFace's person_id
-// (a number when it is one).
-func personIDOf(ext string) any {
-	if ext == "" {
+// numeric shows an id as FindFace does: a number when it is one (of at
+// most bits bits), else the string; "" is nil.
+func numeric(id string, bits int) any {
+	if id == "" {
 		return nil
 	}
-	if n, err := strconv.ParseUint(ext, 10, 64); err == nil && strconv.FormatUint(n, 10) == ext {
+	if n, err := strconv.ParseUint(id, 10, bits); err == nil && strconv.FormatUint(n, 10) == id {
 		return n
 	}
-	return ext
+	return id
 }
 
-func camOf(c string) any {
-	if c == "" {
-		return nil
+// personIDOf shows a faced person's external id as FindFace's person_id.
+func personIDOf(ext string) any { return numeric(ext, 64) }
+
+func camOf(c string) any { return numeric(c, 32) }
+
+// personID is FindFace's person_id of a faced person, looked up once per
+// response (persons caches the external ids; nil: no cache).
+func (h *handler) personID(ctx context.Context, id string, persons map[string]string) any {
+	ext, ok := persons[id]
+	if !ok {
+		if p, err := h.svc.GetPerson(ctx, id); err == nil {
+			ext = p.ExternalID
+		}
+		if persons != nil {
+			persons[id] = ext
+		}
 	}
-	if n, err := strconv.ParseUint(c, 10, 32); err == nil && strconv.FormatUint(n, 10) == c {
-		return n
-	}
-	return c
+	return personIDOf(ext)
 }
 
 func (h *handler) faceJSON(ctx context.Context, f store.Face, persons map[string]string) Face {
@@ -80,16 +90,7 @@ func (h *handler) faceJSON(ctx context.Context, f store.Face, persons map[string
 		}
 		out.Box = boxJSON(face.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]})
 	}
-	ext, ok := persons[f.PersonID]
-	if !ok {
-		if p, err := h.svc.GetPerson(ctx, f.PersonID); err == nil {
-			ext = p.ExternalID
-		}
-		if persons != nil {
-			persons[f.PersonID] = ext
-		}
-	}
-	out.PersonID = personIDOf(ext)
+	out.PersonID = h.personID(ctx, f.PersonID, persons)
 	return out
 }
 
@@ -255,6 +256,51 @@ func (h *handler) getFace(r *request) (any, error) {
 	return h.faceJSON(r.Context(), f, nil), nil
 }
 
+// galleryChange reads PUT's galleries: a list (the new set) or one of
+// {"add": [...]}, {"del": [...]}, {"set": [...]}, possibly as a JSON
+// string. Galleries added or set that do not exist yet are created.
+func (h *handler) galleryChange(ctx context.Context, v any) (*service.GalleryChange, error) {
+	const invalid = `Invalid galleries: want one of {"add": [...]}, {"del": [...]}, {"set": [...]}`
+	if s, ok := v.(string); ok {
+		var x any
+		if json.Unmarshal([]byte(s), &x) == nil {
+			v = x
+		}
+	}
+	op, l := "set", v
+	if m, ok := v.(map[string]any); ok {
+		if len(m) != 1 {
+			return nil, badRequest(invalid)
+		}
+		for op, l = range m {
+		}
+	}
+	names, err := listOf(l, "galleries")
+	if err != nil {
+		return nil, err
+	}
+	var c service.GalleryChange
+	switch op {
+	case "add":
+		c.Add = names
+	case "del":
+		c.Del = names
+	case "set":
+		c.Set, c.SetGiven = names, true
+	default:
+		return nil, badRequest(invalid)
+	}
+	if op != "del" {
+		if err := h.ensureGalleries(ctx, names); err != nil {
+			return nil, err
+		}
+	}
+	if c.SetGiven && len(c.Set) == 0 {
+		return nil, badRequest("Invalid galleries: a face must stay in at least one gallery")
+	}
+	return &c, nil
+}
+
 func (h *handler) putFace(r *request) (any, error) {
 	id, err := faceID(r)
 	if err != nil {
@@ -274,54 +320,9 @@ func (h *handler) putFace(r *request) (any, error) {
 		u.Meta = &m
 	}
 	if v, ok := r.f["galleries"]; ok && v != nil {
-		var c service.GalleryChange
-		if s, ok := v.(string); ok {
-			var x any
-			if json.Unmarshal([]byte(s), &x) == nil {
-				v = x
-			}
+		if u.Galleries, err = h.galleryChange(r.Context(), v); err != nil {
+			return nil, err
 		}
-		switch v := v.(type) {
-		case map[string]any:
-			if len(v) != 1 {
-				return nil, badRequest(`Invalid galleries: want one of {"add": [...]}, {"del": [...]}, {"set": [...]}`)
-			}
-			for k, l := range v {
-				names, err := listOf(l, "galleries")
-				if err != nil {
-					return nil, err
-				}
-				switch k {
-				case "add":
-					if err := h.ensureGalleries(r.Context(), names); err != nil {
-						return nil, err
-					}
-					c.Add = names
-				case "del":
-					c.Del = names
-				case "set":
-					if err := h.ensureGalleries(r.Context(), names); err != nil {
-						return nil, err
-					}
-					c.Set, c.SetGiven = names, true
-				default:
-					return nil, badRequest(`Invalid galleries: want one of {"add": [...]}, {"del": [...]}, {"set": [...]}`)
-				}
-			}
-		default:
-			names, err := listOf(v, "galleries")
-			if err != nil {
-				return nil, err
-			}
-			if err := h.ensureGalleries(r.Context(), names); err != nil {
-				return nil, err
-			}
-			c.Set, c.SetGiven = names, true
-		}
-		if c.SetGiven && len(c.Set) == 0 {
-			return nil, badRequest("Invalid galleries: a face must stay in at least one gallery")
-		}
-		u.Galleries = &c
 	}
 	old := f.PersonID
 	if pid := r.str("person_id"); pid != "" {

@@ -256,12 +256,9 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		{Method: "DELETE", Pattern: "/galleries/{name}", Scope: write, Serve: h.deleteGallery},
 		{Method: "GET", Pattern: "/docs", Serve: h.docs},
 		{Method: "GET", Pattern: "/docs/{version}", Serve: h.docs},
-		{Method: "GET", Pattern: "/person/id/{pid}", Scope: read, Serve: h.history},
-		{Method: "POST", Pattern: "/person/id/{pid}", Scope: read, Serve: h.history},
-		{Method: "GET", Pattern: "/person/history/id/{pid}", Scope: read, Serve: h.history},
-		{Method: "POST", Pattern: "/person/history/id/{pid}", Scope: read, Serve: h.history},
-		{Method: "GET", Pattern: "/history/search", Scope: read, Serve: h.history},
-		{Method: "POST", Pattern: "/history/search", Scope: read, Serve: h.history},
+		{Method: "GET POST", Pattern: "/person/id/{pid}", Scope: read, Serve: h.history},
+		{Method: "GET POST", Pattern: "/person/history/id/{pid}", Scope: read, Serve: h.history},
+		{Method: "GET POST", Pattern: "/history/search", Scope: read, Serve: h.history},
 	} {
 		for _, v := range []string{"/v0", "/v1", ""} {
 			versioned := rt

@@ -142,14 +142,7 @@ func (h *handler) history(r *request) (any, error) {
 			he.CamID = ""
 		}
 		if e.PersonID != "" {
-			ext, ok := persons[e.PersonID]
-			if !ok {
-				if p, err := h.svc.GetPerson(r.Context(), e.PersonID); err == nil {
-					ext = p.ExternalID
-				}
-				persons[e.PersonID] = ext
-			}
-			he.PersonID = personIDOf(ext)
+			he.PersonID = h.personID(r.Context(), e.PersonID, persons)
 		}
 		if e.FaceID != 0 {
 			if f, err := h.svc.GetFace(r.Context(), e.FaceID); err == nil {

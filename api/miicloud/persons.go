@@ -212,13 +212,19 @@ func (h *handler) lookup(req *request, id string) (store.Person, error) {
 	return p, nil
 }
 
-// update serves PUT /miicloud/person and PUT /miicloud/person/{id}.
-func (h *handler) update(req *request) (any, error) {
+// named is the person the request names (idOf).
+func (h *handler) named(req *request) (string, store.Person, error) {
 	id, err := idOf(req)
 	if err != nil {
-		return nil, err
+		return "", store.Person{}, err
 	}
 	p, err := h.lookup(req, id)
+	return id, p, err
+}
+
+// update serves PUT /miicloud/person and PUT /miicloud/person/{id}.
+func (h *handler) update(req *request) (any, error) {
+	id, p, err := h.named(req)
 	if err != nil {
 		return nil, err
 	}
@@ -282,11 +288,7 @@ func (h *handler) full(req *request, p store.Person) (Person, error) {
 
 // get serves GET /miicloud/person/{id}.
 func (h *handler) get(req *request) (any, error) {
-	id, err := idOf(req)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.lookup(req, id)
+	_, p, err := h.named(req)
 	if err != nil {
 		return nil, err
 	}
@@ -302,11 +304,7 @@ type Deleted struct {
 
 // delete serves DELETE /miicloud/person/{id}.
 func (h *handler) delete(req *request) (any, error) {
-	id, err := idOf(req)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.lookup(req, id)
+	id, p, err := h.named(req)
 	if err != nil {
 		return nil, err
 	}

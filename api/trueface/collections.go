@@ -35,6 +35,15 @@ func (h *handler) collection(ctx context.Context, id string) (store.Gallery, err
 	return store.Gallery{}, fail(http.StatusNotFound, "collection not found")
 }
 
+// collectionOf reads the required collection_id and resolves it.
+func (h *handler) collectionOf(r *request) (store.Gallery, error) {
+	cid, err := r.required("collection_id")
+	if err != nil {
+		return store.Gallery{}, err
+	}
+	return h.collection(r.Context(), cid)
+}
+
 func newCollectionID() (string, error) {
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
@@ -90,13 +99,11 @@ func (h *handler) updateCollection(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cid, err := r.required("collection_id")
+	g, err := h.collectionOf(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return nil, err
-	}
+	cid := g.Name
 	if _, err := h.enrollment(r.Context(), eid); err != nil {
 		return nil, err
 	}
@@ -113,13 +120,11 @@ func (h *handler) updateCollection(r *request) (any, error) {
 }
 
 func (h *handler) deleteCollection(r *request) (any, error) {
-	cid, err := r.required("collection_id")
+	g, err := h.collectionOf(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return nil, err
-	}
+	cid := g.Name
 	if err := h.svc.DeleteGallery(r.Context(), cid, false); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fail(http.StatusNotFound, "collection not found")
@@ -176,12 +181,10 @@ func (h *handler) listCollections(r *request) (any, error) {
 }
 
 func (h *handler) train(r *request) (any, error) {
-	cid, err := r.required("collection_id")
+	g, err := h.collectionOf(r)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return nil, err
-	}
+	cid := g.Name
 	return ok(map[string]any{"collection_id": cid, "trained": true}, "classifier is up to date (faced's index is always current)"), nil
 }

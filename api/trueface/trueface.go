@@ -161,11 +161,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -352,7 +350,7 @@ func (r *request) image(k string) ([]byte, error) {
 	return b, nil
 }
 
-var imgKey = regexp.MustCompile(`^img([0-9]+)$`)
+var imgKey = regexp.MustCompile(`^img[0-9]+$`)
 
 // images reads img0..img9 in order.
 func (r *request) images() ([][]byte, error) {
@@ -360,33 +358,23 @@ func (r *request) images() ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	type numbered struct {
-		n   int
-		key string
-	}
-	var keys []numbered
 	for k := range m {
-		sub := imgKey.FindStringSubmatch(k)
-		if sub == nil {
-			continue
-		}
-		n, err := strconv.Atoi(sub[1])
-		if err != nil || n >= MaxImages || (len(sub[1]) > 1 && sub[1][0] == '0') {
+		if n, err := strconv.Atoi(strings.TrimPrefix(k, "img")); imgKey.MatchString(k) && (err != nil || n >= MaxImages || k != "img"+strconv.Itoa(n)) {
 			return nil, bad("at most 10 images, img0 to img9")
 		}
-		keys = append(keys, numbered{n, k})
 	}
-	if len(keys) == 0 {
-		return nil, bad("img0 is required")
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].n < keys[j].n })
-	out := make([][]byte, 0, len(keys))
-	for _, k := range keys {
-		b, err := r.image(k.key)
-		if err != nil {
-			return nil, err
+	var out [][]byte
+	for n := range MaxImages {
+		if _, has := m["img"+strconv.Itoa(n)]; has {
+			b, err := r.image("img" + strconv.Itoa(n))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
 		}
-		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, bad("img0 is required")
 	}
 	return out, nil
 }
@@ -397,19 +385,12 @@ func (r *request) threshold(def float64) (float64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	raw, has := m["threshold"]
-	s := strings.TrimSpace(string(raw))
-	if !has || s == "null" {
-		return def, false, nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false, bad("threshold must be a number from 0 to 1")
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+	v, given, err := dialect.Float(m["threshold"], 0, 1)
+	if err != nil {
 		return 0, false, bad("threshold must be a number from 0 to 1")
+	}
+	if !given {
+		return def, false, nil
 	}
 	return v, true, nil
 }

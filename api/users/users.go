@@ -345,20 +345,12 @@ func decodeBody(r *http.Request, v any) error {
 
 // parseThreshold reads the optional percentage.
 func parseThreshold(raw json.RawMessage) (float64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return DefaultThreshold, nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return 0, badRequest(msgThreshold)
-		}
-		s = strings.TrimSpace(str)
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || v < 0 || v > 100 {
+	v, given, err := dialect.Float(raw, 0, 100)
+	if err != nil {
 		return 0, badRequest(msgThreshold)
+	}
+	if !given {
+		return DefaultThreshold, nil
 	}
 	return v, nil
 }

@@ -40,11 +40,15 @@ const (
 	ManyPixels                   // face.ErrTooManyPixels (else BadImage)
 	TooManyFaces                 // *face.ErrTooManyFaces (else BadImage)
 	ModelMissing                 // face.ErrStageDisabled (else Internal)
+	NoPhoto                      // ErrNoPhoto: a photo field is missing or empty
+	BadBase64                    // ErrBadBase64 (else BadImage)
+	PhotoTooLarge                // ErrPhotoTooLarge: over the dialect's cap (else ImageTooLarge)
+	URLNotAllowed                // ErrURLNotAllowed: a photo URL this front end does not fetch
 )
 
 // broader is the kind a vendor's table falls back to.
 var broader = map[Kind]Kind{
-	BadValue: Invalid, EmptyImage: BadImage, SmallImage: BadImage, ManyPixels: BadImage, TooManyFaces: BadImage,
+	BadValue: Invalid, BadBase64: BadImage, PhotoTooLarge: ImageTooLarge, EmptyImage: BadImage, SmallImage: BadImage, ManyPixels: BadImage, TooManyFaces: BadImage,
 }
 
 // kinds maps sentinel errors to their kind, in the order they are tried.
@@ -59,6 +63,7 @@ var kinds = []struct {
 	{face.ErrUnsupportedFormat, ImageFormat}, {face.ErrTooLarge, ImageTooLarge}, {face.ErrCorrupt, BadImage},
 	{face.ErrEmpty, EmptyImage}, {face.ErrTooSmall, SmallImage}, {face.ErrTooManyPixels, ManyPixels},
 	{face.ErrStageDisabled, ModelMissing},
+	{ErrNoPhoto, NoPhoto}, {ErrBadBase64, BadBase64}, {ErrPhotoTooLarge, PhotoTooLarge}, {ErrURLNotAllowed, URLNotAllowed},
 	{context.DeadlineExceeded, Timeout}, {context.Canceled, Timeout},
 }
 

@@ -232,6 +232,8 @@ var answers = dialect.Table[int]{
 		dialect.BodyTooLarge:     CodeImageFormat,
 		dialect.BadBody:          CodeFormatType,
 		dialect.NoFace:           CodeNoContent,
+		dialect.NoPhoto:          CodeNoContent,
+		dialect.URLNotAllowed:    CodeURL,
 		dialect.EmptyImage:       CodeNoContent,
 		dialect.ImageFormat:      CodeImageFormat,
 		dialect.ImageTooLarge:    CodeImageFormat,

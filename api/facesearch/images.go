@@ -148,23 +148,13 @@ func parseMeta(raw json.RawMessage) (store.Metadata, error) {
 // decodeImage turns {"base64"} into photo bytes; a url is refused (code
 // 2), faced does not fetch for this dialect.
 func decodeImage(ctx context.Context, in *imageIn) ([]byte, error) {
-	photo, err := dialect.Photos{MaxBytes: MaxImageBytes}.Read(ctx, nil, deref(in.Base64))
-	switch {
-	case errors.Is(err, dialect.ErrNoPhoto) && strings.TrimSpace(deref(in.URL)) == "":
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	case errors.Is(err, dialect.ErrNoPhoto), errors.Is(err, dialect.ErrURLNotAllowed):
-		return nil, fail(http.StatusBadRequest, CodeURL)
-	case err != nil: // too large and malformed are both "image format"
-		return nil, fail(http.StatusBadRequest, CodeImageFormat)
+	if (in.Base64 == nil || strings.TrimSpace(*in.Base64) == "") && in.URL != nil && strings.TrimSpace(*in.URL) != "" {
+		return nil, dialect.ErrURLNotAllowed
 	}
-	return photo, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
+	if in.Base64 == nil {
+		return nil, dialect.ErrNoPhoto
 	}
-	return *s
+	return dialect.Photos{MaxBytes: MaxImageBytes}.Read(ctx, nil, *in.Base64)
 }
 
 // parseID reads an image id: a JSON number or numeric string.

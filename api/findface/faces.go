@@ -160,24 +160,17 @@ func (h *handler) enroll(r *request) (any, error) {
 		if len(faces) == 0 {
 			return nil, extraction("No faces found on the photo")
 		}
+		biggest := faces[0].Box
 		if len(bbox) > 0 {
-			idx, err := pick(faces, bbox)
-			if err != nil {
+			if faces, err = pick(faces, faceBox, bbox); err != nil {
 				return nil, err
 			}
-			for _, i := range idx {
-				targets = append(targets, faces[i].Box)
-			}
-		} else {
-			for _, f := range faces {
-				targets = append(targets, f.Box)
-			}
 		}
-		biggest := faces[0].Box
-		for i, t := range targets {
-			if t == biggest {
-				targets[i] = face.Box{} // the photo as is
+		for _, f := range faces {
+			if f.Box == biggest {
+				f.Box = face.Box{} // the photo as is
 			}
+			targets = append(targets, f.Box)
 		}
 	} else {
 		targets = []face.Box{{}}
@@ -230,7 +223,7 @@ func (h *handler) addFace(ctx context.Context, photo []byte, pid, name string, i
 	if pid == "" {
 		ext := strconv.FormatUint(fs[0].ID, 10)
 		if _, err := h.svc.UpdatePerson(ctx, p.ID, func(p *store.Person) error { p.ExternalID = ext; return nil }); err != nil {
-			h.logger.Warn("findface: person id", "face", fs[0].ID, "err", err)
+			h.front.Logger.Warn("findface: person id", "face", fs[0].ID, "err", err)
 		}
 	}
 	return fs[0], nil
@@ -355,7 +348,7 @@ func (h *handler) putFace(r *request) (any, error) {
 	if u.Meta != nil {
 		meta := r.str("meta")
 		if _, err := h.svc.UpdatePerson(r.Context(), f.PersonID, func(p *store.Person) error { p.Name = meta; return nil }); err != nil {
-			h.logger.Warn("findface: person name", "err", err)
+			h.front.Logger.Warn("findface: person name", "err", err)
 		}
 	}
 	return h.faceJSON(r.Context(), f, nil), nil
@@ -365,7 +358,7 @@ func (h *handler) dropIfEmpty(ctx context.Context, pid string) {
 	page, err := h.svc.ListFaces(ctx, store.ListOptions{PersonID: pid, Limit: 1})
 	if err == nil && len(page.Items) == 0 {
 		if err := h.svc.DeletePerson(ctx, pid); err != nil {
-			h.logger.Warn("findface: drop empty person", "err", err)
+			h.front.Logger.Warn("findface: drop empty person", "err", err)
 		}
 	}
 }

@@ -198,17 +198,13 @@ const (
 )
 
 type handler struct {
-	svc    *service.Service
-	q      api.Queue
-	logger *slog.Logger
+	svc   *service.Service
+	front *dialect.Front[*request]
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount.
 func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{svc: svc, q: q, logger: logger}
+	h := &handler{svc: svc}
 	f := &dialect.Front[*request]{
 		Name: "findface", Service: svc, Queue: q, Logger: logger,
 		Key:         dialect.Scheme("Token"),
@@ -232,6 +228,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	// against their base URL; the document's own history example has none).
 	// The Front anchors every pattern: "p" and "p/" exactly, never a path
 	// below (issue 19: POST /v0/face/gallery/G/identify enrolled the probe).
+	h.front = f
 	const read, write = auth.ScopeRead, auth.ScopeWrite
 	var routes []dialect.Route[*request]
 	for _, rt := range []dialect.Route[*request]{
@@ -383,7 +380,7 @@ type request struct {
 // query parameters for the fields the body lacks. A GET body that cannot
 // be read as parameters is ignored rather than refused.
 func (h *handler) parse(r *http.Request, useBody bool) (*request, error) {
-	req := &request{Request: r, f: map[string]any{}, files: map[string][]byte{}, q: h.q}
+	req := &request{Request: r, f: map[string]any{}, files: map[string][]byte{}, q: h.front.Queue}
 	if useBody {
 		if err := req.readBody(); err != nil {
 			if r.Method != http.MethodGet {
@@ -572,42 +569,32 @@ func (r *request) boxes(k string) ([]face.Box, error) {
 }
 
 func boxOf(v any) (face.Box, bool) {
-	num := func(x any) (float32, bool) {
-		switch x := x.(type) {
-		case float64:
-			return float32(x), true
-		case string:
-			f, err := strconv.ParseFloat(strings.TrimSpace(x), 32)
-			return float32(f), err == nil
-		}
-		return 0, false
-	}
+	var coords []any // x1, y1, x2, y2
 	switch v := v.(type) {
 	case []any:
-		if len(v) != 4 {
+		coords = v
+	case map[string]any:
+		coords = []any{v["x1"], v["y1"], v["x2"], v["y2"]}
+	}
+	if len(coords) != 4 {
+		return face.Box{}, false
+	}
+	var c [4]float32
+	for i, x := range coords {
+		switch x := x.(type) {
+		case float64:
+			c[i] = float32(x)
+		case string:
+			f, err := strconv.ParseFloat(strings.TrimSpace(x), 32)
+			if err != nil {
+				return face.Box{}, false
+			}
+			c[i] = float32(f)
+		default:
 			return face.Box{}, false
 		}
-		var c [4]float32
-		for i := range v {
-			f, ok := num(v[i])
-			if !ok {
-				return face.Box{}, false
-			}
-			c[i] = f
-		}
-		return face.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}, c[2] > c[0] && c[3] > c[1]
-	case map[string]any:
-		var c [4]float32
-		for i, k := range []string{"x1", "y1", "x2", "y2"} {
-			f, ok := num(v[k])
-			if !ok {
-				return face.Box{}, false
-			}
-			c[i] = f
-		}
-		return face.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}, c[2] > c[0] && c[3] > c[1]
 	}
-	return face.Box{}, false
+	return face.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}, c[2] > c[0] && c[3] > c[1]
 }
 
 // photo reads an uploaded, base64 or URL photo; URLs are fetched only from

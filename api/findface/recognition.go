@@ -37,23 +37,25 @@ func iou(a, b face.Box) float32 {
 	return in / ((a.X2-a.X1)*(a.Y2-a.Y1) + (b.X2-b.X1)*(b.Y2-b.Y1) - in)
 }
 
-// pick returns, per bbox, the index of the face overlapping it best.
-func pick(faces []face.Face, bboxes []face.Box) ([]int, error) {
-	var out []int
+// pick returns, per bbox, the item whose face box overlaps it best.
+func pick[T any](items []T, box func(T) face.Box, bboxes []face.Box) ([]T, error) {
+	var out []T
 	for _, bb := range bboxes {
 		best, bi := float32(0), -1
-		for i, f := range faces {
-			if v := iou(f.Box, bb); v > best {
+		for i, it := range items {
+			if v := iou(box(it), bb); v > best {
 				best, bi = v, i
 			}
 		}
 		if bi < 0 {
 			return nil, extraction("No faces found in the bounding box")
 		}
-		out = append(out, bi)
+		out = append(out, items[bi])
 	}
 	return out, nil
 }
+
+func faceBox(f face.Face) face.Box { return f.Box }
 
 func selectorOf(r *request) (face.Selector, error) {
 	s := r.str("mf_selector")
@@ -147,15 +149,7 @@ func (h *handler) embed(ctx context.Context, img []byte, sel face.Selector, bbox
 	if len(bboxes) == 0 {
 		return faces, nil
 	}
-	idx, err := pick(faces, bboxes)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]face.Face, len(idx))
-	for i, j := range idx {
-		out[i] = faces[j]
-	}
-	return out, nil
+	return pick(faces, faceBox, bboxes)
 }
 
 // VerifyPair is one pair of a verify response.
@@ -276,19 +270,9 @@ func (h *handler) identify(r *request) (any, error) {
 		return nil, err
 	}
 	if len(bbox) > 0 {
-		faces := make([]face.Face, len(res))
-		for i := range res {
-			faces[i] = res[i].Face
-		}
-		idx, err := pick(faces, bbox)
-		if err != nil {
+		if res, err = pick(res, func(f service.IdentifiedFace) face.Box { return f.Face.Box }, bbox); err != nil {
 			return nil, err
 		}
-		picked := make([]service.IdentifiedFace, len(idx))
-		for i, j := range idx {
-			picked[i] = res[j]
-		}
-		res = picked
 	}
 	if len(res) == 0 {
 		return nil, extraction("No faces found on the photo")

@@ -111,7 +111,6 @@ package users
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -142,15 +141,14 @@ const (
 
 // Error messages in "errors" (stable: clients may compare them).
 const (
-	msgDuplicate    = "provided userId already exists"
-	msgNoFace       = "no face detected in the provided image"
-	msgFaceRequired = "face is required"
-	msgEncoding     = "invalid image encoding"
-	msgFormat       = "invalid image format"
-	msgTooBig       = "image exceeds the maximum size of 5MB"
-	msgUnreadable   = "invalid image"
-	msgThreshold    = "threshold must be a number from 0 to 100"
-	msgJSON         = "invalid JSON body"
+	msgDuplicate  = "provided userId already exists"
+	msgNoFace     = "no face detected in the provided image"
+	msgEncoding   = "invalid image encoding"
+	msgFormat     = "invalid image format"
+	msgTooBig     = "image exceeds the maximum size of 5MB"
+	msgUnreadable = "invalid image"
+	msgThreshold  = "threshold must be a number from 0 to 100"
+	msgJSON       = "invalid JSON body"
 )
 
 // handler serves the dialect.
@@ -193,6 +191,9 @@ var answers = dialect.Table[string]{
 		dialect.ImageTooLarge:    msgTooBig,
 		dialect.BadImage:         msgUnreadable,
 		dialect.BadValue:         "invalid userId",
+		dialect.NoPhoto:          "face is required",
+		dialect.BadBase64:        msgEncoding,
+		dialect.URLNotAllowed:    msgEncoding,
 		dialect.Invalid:          "invalid request",
 		dialect.Unauthorized:     "missing or invalid x-api-key",
 		dialect.Forbidden:        "the API key lacks the required scope",
@@ -253,12 +254,12 @@ func (e *apiError) body() errorBody {
 // enroll serves POST /users/{id}.
 func (h *handler) enroll(r *http.Request) (any, error) {
 	var req struct {
-		Face *string `json:"face"`
+		Face string `json:"face"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	photo, err := decodeFace(req.Face)
+	photo, err := decodeFace(r, req.Face)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ type Match struct {
 // search serves POST /users/search.
 func (h *handler) search(r *http.Request) (any, error) {
 	var req struct {
-		Face      *string         `json:"face"`
+		Face      string          `json:"face"`
 		Threshold json.RawMessage `json:"threshold"`
 	}
 	if err := decodeBody(r, &req); err != nil {
@@ -289,7 +290,7 @@ func (h *handler) search(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	photo, err := decodeFace(req.Face)
+	photo, err := decodeFace(r, req.Face)
 	if err != nil {
 		return nil, err
 	}
@@ -358,21 +359,12 @@ func parseThreshold(raw json.RawMessage) (float64, error) {
 // decodeFace turns the "face" field into image bytes: base64 (standard or
 // URL-safe, padding optional, line breaks ignored, optionally a data: URI)
 // of a JPEG or PNG of at most MaxImageBytes.
-func decodeFace(f *string) ([]byte, error) {
-	if f == nil || strings.TrimSpace(*f) == "" {
-		return nil, badRequest(msgFaceRequired)
-	}
-	photo, err := api.DecodeBase64Photo(*f, MaxImageBytes)
-	if errors.Is(err, dialect.ErrPhotoTooLarge) {
-		return nil, badRequest(msgTooBig)
-	}
-	if err != nil {
-		return nil, badRequest(msgEncoding)
-	}
-	if !isJPEG(photo) && !isPNG(photo) {
+func decodeFace(r *http.Request, f string) ([]byte, error) {
+	photo, err := dialect.Photos{MaxBytes: MaxImageBytes}.Read(r.Context(), nil, f)
+	if err == nil && !isJPEG(photo) && !isPNG(photo) {
 		return nil, badRequest(msgFormat)
 	}
-	return photo, nil
+	return photo, err
 }
 
 func isJPEG(b []byte) bool { return len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF }

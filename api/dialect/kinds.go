@@ -3,6 +3,7 @@ package dialect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/facedhq/faced/api"
@@ -130,6 +131,26 @@ func (t Table[T]) Answer(err error) (k Kind, status int, says T) {
 		return k, s, says
 	}
 	return k, http.StatusBadRequest, says
+}
+
+// Failure is an error answer: a status and what the vendor's envelope
+// says (a message, a code). Handlers return one for failures of their
+// own; a vendor whose answers carry more defines its own error type and
+// uses Classify.
+type Failure[T any] struct {
+	Status int
+	Says   T
+}
+
+func (f *Failure[T]) Error() string { return fmt.Sprintf("%d %v", f.Status, f.Says) }
+
+// Fail is a Failure.
+func Fail[T any](status int, says T) *Failure[T] { return &Failure[T]{status, says} }
+
+// Failure answers err: a *Failure[T] a handler returned is its own
+// answer, any other error gets the table's.
+func (t Table[T]) Failure(err error) *Failure[T] {
+	return Classify(err, t, func(_ Kind, status int, says T) *Failure[T] { return Fail(status, says) })
 }
 
 // Classify answers err as the vendor does: an error of the vendor's own

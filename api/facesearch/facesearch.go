@@ -114,7 +114,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/dialect"
@@ -212,8 +211,8 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		},
 		Reply: func(result any) any { return h.envelope(CodeSuccess, result) },
 		Fail: func(err error) (int, any) {
-			e := dialect.Classify(err, answers, func(_ dialect.Kind, status, code int) *apiError { return fail(status, code) })
-			return e.status, h.envelope(e.code, nil)
+			e := answers.Failure(err)
+			return e.Status, h.envelope(e.Says, nil)
 		},
 	}
 	type route = dialect.Route[*request]
@@ -258,16 +257,9 @@ type request struct {
 	body []byte
 }
 
-// apiError is an error answer.
-type apiError struct {
-	status, code int
-}
+func fail(status, code int) error { return dialect.Fail(status, code) }
 
-func (e *apiError) Error() string { return strconv.Itoa(e.status) + " code " + strconv.Itoa(e.code) }
-
-func fail(status, code int) *apiError { return &apiError{status: status, code: code} }
-
-func badFormat() *apiError { return fail(http.StatusBadRequest, CodeFormatType) }
+func badFormat() error { return fail(http.StatusBadRequest, CodeFormatType) }
 
 func (h *handler) envelope(code int, result any) Envelope {
 	env := Envelope{Result: result, StatusCode: code, Message: Messages[code]}

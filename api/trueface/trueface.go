@@ -214,12 +214,12 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		},
 		Fail: func(err error) (int, any) {
 			var noFace *service.NoFaceError
-			var e *apiError
+			var e *dialect.Failure[string]
 			if errors.As(err, &noFace) && !errors.As(err, &e) {
 				err = bad(fmt.Sprintf("no face detected in img%d", noFace.Photo))
 			}
-			e = dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError { return fail(status, msg) })
-			return e.status, Envelope{Message: &e.msg}
+			e = answers.Failure(err)
+			return e.Status, Envelope{Message: &e.Says}
 		},
 	}
 	h := &handler{svc: svc, front: f}
@@ -268,17 +268,9 @@ var answers = dialect.Table[string]{
 	Plain400: true, // the document's table has no 409, 413 or 415
 }
 
-// apiError is an error answer.
-type apiError struct {
-	status int
-	msg    string
-}
+func fail(status int, msg string) error { return dialect.Fail(status, msg) }
 
-func (e *apiError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
-
-func fail(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
-
-func bad(msg string) *apiError { return fail(http.StatusBadRequest, msg) }
+func bad(msg string) error { return fail(http.StatusBadRequest, msg) }
 
 // reply is a success answer: data and message (nil message is JSON null).
 type reply struct {

@@ -166,10 +166,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		MaxBody: MaxBodyBytes,
 		Parse:   func(r *http.Request) (*http.Request, error) { return r, nil },
 		Fail: func(err error) (int, any) {
-			e := dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError {
-				return &apiError{status, msg}
-			})
-			return e.status, e.body()
+			return errorBody(answers.Failure(err))
 		},
 	}
 	return f.Handler([]dialect.Route[*http.Request]{
@@ -207,18 +204,14 @@ var answers = dialect.Table[string]{
 	Plain400: true, // the document has no 409, 413 or 415
 }
 
-// apiError is an answer in the document's error style.
-type apiError struct {
-	status int
-	msg    string // the "errors" entry; empty for 404
-}
+// apiError is an answer in the document's error style: a status and the
+// "errors" entry (none for 404).
+type apiError = dialect.Failure[string]
 
-func (e *apiError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
+func badRequest(msg string) *apiError { return dialect.Fail(http.StatusBadRequest, msg) }
 
-func badRequest(msg string) *apiError { return &apiError{status: http.StatusBadRequest, msg: msg} }
-
-// errorBody is the document's error shape.
-type errorBody struct {
+// ErrorBody is the document's error shape.
+type ErrorBody struct {
 	Status int      `json:"status"`
 	Title  string   `json:"title"`
 	Detail string   `json:"detail"`
@@ -238,17 +231,17 @@ var details = map[int]string{
 	http.StatusServiceUnavailable:  "The server is not ready to handle the request.",
 }
 
-func (e *apiError) body() errorBody {
-	b := errorBody{
-		Status: e.status,
-		Title:  http.StatusText(e.status),
-		Detail: details[e.status],
-		Type:   "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/" + strconv.Itoa(e.status),
+func errorBody(e *apiError) (int, ErrorBody) {
+	b := ErrorBody{
+		Status: e.Status,
+		Title:  http.StatusText(e.Status),
+		Detail: details[e.Status],
+		Type:   "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/" + strconv.Itoa(e.Status),
 	}
-	if e.msg != "" {
-		b.Errors = []string{e.msg}
+	if e.Says != "" {
+		b.Errors = []string{e.Says}
 	}
-	return b
+	return e.Status, b
 }
 
 // enroll serves POST /users/{id}.
@@ -321,7 +314,7 @@ func (h *handler) search(r *http.Request) (any, error) {
 		matches = append(matches, Match{UserID: m.Person.ID, Similarity: sim})
 	}
 	if len(matches) == 0 {
-		return nil, &apiError{status: http.StatusNotFound}
+		return nil, dialect.Fail(http.StatusNotFound, "")
 	}
 	slices.SortStableFunc(matches, func(a, b Match) int { return cmp.Compare(b.Similarity, a.Similarity) })
 	return map[string][]Match{"matches": matches}, nil

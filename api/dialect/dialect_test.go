@@ -22,6 +22,7 @@ import (
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -149,14 +150,10 @@ func TestFront(t *testing.T) {
 	}
 }
 
-type busyQueue struct{}
-
-func (busyQueue) Acquire(context.Context) (func(), error) { return nil, api.ErrBusy }
-
 // TestBusy: a route with Slot answers 429 with Retry-After when the queue
 // is full, without running; others run.
 func TestBusy(t *testing.T) {
-	fx, do := serve(t, busyQueue{}, io.Discard)
+	fx, do := serve(t, dialecttest.BusyQueue{}, io.Discard)
 	r := do("POST", "/things", fx.Write, "x")
 	wantAnswer(t, "busy", r, 429, `{"error":"busy"}`)
 	if r.header.Get("Retry-After") != "1" {

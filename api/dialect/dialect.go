@@ -57,8 +57,8 @@ type Route[R any] struct {
 	// Scope is the key scope the route needs; "" needs no key at all.
 	Scope string
 	// Slot: the handler runs holding an inference slot (it runs the
-	// pipeline). A handler that needs one only sometimes calls
-	// Front.Acquire instead.
+	// pipeline), taken after the key check and Parse. A handler that
+	// needs one only sometimes calls Front.Acquire instead.
 	Slot bool
 	// MaxBody overrides the Front's body cap for this route.
 	MaxBody int64
@@ -93,7 +93,9 @@ type Front[R any] struct {
 	Fail func(err error) (status int, body any)
 }
 
-// Handler returns the front end serving routes.
+// Handler fills in the Front's defaults (Logger, Timeout, ContentType)
+// and returns the front end serving routes. The Front must not change
+// afterwards.
 func (f *Front[R]) Handler(routes []Route[R]) http.Handler {
 	if f.Logger == nil {
 		f.Logger = slog.New(slog.DiscardHandler)
@@ -148,7 +150,7 @@ func (f *Front[R]) serve(w http.ResponseWriter, r *http.Request, rt *Route[R]) {
 	ctx, cancel := context.WithTimeout(r.Context(), f.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
-	if limit := cmp(rt.MaxBody, f.MaxBody); limit > 0 {
+	if limit := orDefault(rt.MaxBody, f.MaxBody); limit > 0 {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	result, err := f.run(r, rt)
@@ -172,11 +174,12 @@ func (f *Front[R]) serve(w http.ResponseWriter, r *http.Request, rt *Route[R]) {
 	}
 }
 
-func cmp(a, b int64) int64 {
-	if a != 0 {
-		return a
+// orDefault is v, or def when v is 0.
+func orDefault(v, def int64) int64 {
+	if v != 0 {
+		return v
 	}
-	return b
+	return def
 }
 
 func (f *Front[R]) run(r *http.Request, rt *Route[R]) (any, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/facesearch"
+	"github.com/facedhq/faced/internal/apitest"
 	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
@@ -20,7 +21,7 @@ import (
 // error_message; with WithErrorAliases, as the daemon mounts the dialect,
 // every error carries them, mirroring status_code and message (issue 19).
 func TestErrorAliases(t *testing.T) {
-	d := dialecttest.Serve(t, vision, nil, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		return facesearch.New(svc, q, logger, facesearch.WithErrorAliases())
 	}})
 	f, client := d.Fixture, d.Client

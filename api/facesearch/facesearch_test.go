@@ -42,7 +42,7 @@ type env struct {
 
 func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
-	d := dialecttest.Serve(t, vision, q, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
+	d := dialecttest.Serve(t, apitest.New(t, vision), q, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		return facesearch.New(svc, q, logger)
 	}})
 	e := &env{root: d.Root, base: d.Base, svc: d.Svc, client: d.Client}

@@ -38,7 +38,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	d := dialecttest.Serve(t, vision, nil, dialecttest.Mount{Prefix: "/compat/findface", New: findface.New}, dialecttest.Mount{Prefix: "/compat/miicloud", New: miicloud.New})
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/findface", New: findface.New}, dialecttest.Mount{Prefix: "/compat/miicloud", New: miicloud.New})
 	return &env{base: d.Base, url: d.Root, svc: d.Svc, read: d.Read, write: d.Write, admin: d.Admin, client: d.Client}
 }
 

@@ -37,7 +37,7 @@ type env struct {
 
 func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
-	d := dialecttest.Serve(t, vision, q, dialecttest.Mount{Prefix: "/compat/trueface", New: trueface.New})
+	d := dialecttest.Serve(t, apitest.New(t, vision), q, dialecttest.Mount{Prefix: "/compat/trueface", New: trueface.New})
 	return &env{root: d.Root, base: d.Base, svc: d.Svc, read: d.Read, write: d.Write, client: d.Client}
 }
 

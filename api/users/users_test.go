@@ -71,7 +71,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	d := dialecttest.Serve(t, vision, nil, dialecttest.Mount{Prefix: "/compat/users", New: users.New})
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/users", New: users.New})
 	return &env{base: d.Base, url: d.Root, svc: d.Svc, read: d.Read, write: d.Write, client: d.Client}
 }
 

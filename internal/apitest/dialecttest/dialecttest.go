@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/facedhq/faced/api"
-	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
 	"github.com/facedhq/faced/service"
 )
@@ -45,11 +44,10 @@ type Env struct {
 	Client *http.Client
 }
 
-// Serve starts a server over a fresh fixture with the mounts; the
+// Serve starts a server over f (apitest.New) with the mounts; the
 // dialects take inference slots from q, or from the server when q is nil.
-func Serve(t testing.TB, v *daemon.Vision, q api.Queue, mounts ...Mount) *Env {
+func Serve(t testing.TB, f *apitest.Fixture, q api.Queue, mounts ...Mount) *Env {
 	t.Helper()
-	f := apitest.New(t, v)
 	logger := slog.New(slog.DiscardHandler)
 	srv := api.New(api.Config{Service: f.Svc, Logger: logger})
 	if q == nil {

@@ -229,20 +229,18 @@ func (h *handler) addFace(ctx context.Context, photo []byte, pid, name string, i
 	return fs[0], nil
 }
 
-func faceID(r *request) (uint64, error) {
+// pathFace is the face of the path's {id}; an id that is not a face id
+// is 404 like an unknown one.
+func (h *handler) pathFace(r *request) (store.Face, error) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return 0, &apiError{status: http.StatusNotFound, msg: "Not found"}
+		return store.Face{}, &apiError{status: http.StatusNotFound, msg: "Not found"}
 	}
-	return id, nil
+	return h.svc.GetFace(r.Context(), id)
 }
 
 func (h *handler) getFace(r *request) (any, error) {
-	id, err := faceID(r)
-	if err != nil {
-		return nil, err
-	}
-	f, err := h.svc.GetFace(r.Context(), id)
+	f, err := h.pathFace(r)
 	if err != nil {
 		return nil, err
 	}
@@ -295,11 +293,7 @@ func (h *handler) galleryChange(ctx context.Context, v any) (*service.GalleryCha
 }
 
 func (h *handler) putFace(r *request) (any, error) {
-	id, err := faceID(r)
-	if err != nil {
-		return nil, err
-	}
-	f, err := h.svc.GetFace(r.Context(), id)
+	f, err := h.pathFace(r)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +332,7 @@ func (h *handler) putFace(r *request) (any, error) {
 			return nil, err
 		}
 	}
-	f, err = h.svc.UpdateFace(r.Context(), id, u)
+	f, err = h.svc.UpdateFace(r.Context(), f.ID, u)
 	if err != nil {
 		return nil, err
 	}
@@ -364,15 +358,11 @@ func (h *handler) dropIfEmpty(ctx context.Context, pid string) {
 }
 
 func (h *handler) deleteFace(r *request) (any, error) {
-	id, err := faceID(r)
+	f, err := h.pathFace(r)
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.svc.GetFace(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.svc.DeleteFace(r.Context(), id); err != nil {
+	if err := h.svc.DeleteFace(r.Context(), f.ID); err != nil {
 		return nil, err
 	}
 	h.dropIfEmpty(r.Context(), f.PersonID)

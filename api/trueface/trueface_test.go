@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"net/http"
 	"strings"
@@ -126,17 +124,8 @@ func photo(t *testing.T, rel string) []byte { return testenv.ReadPhoto(t, rel) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-func greyJPEG(t *testing.T) []byte {
-	img := image.NewGray(image.Rect(0, 0, 200, 200))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// greyJPEG is a face-less photo.
+var greyJPEG = dialecttest.GreyJPEG
 
 // TestDetection replays the spdetect and facedetect examples.
 func TestDetection(t *testing.T) {

@@ -38,6 +38,19 @@ func ReadBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// Body is a request with its whole body read: the request of vendors
+// whose bodies are JSON whatever their Content-Type says.
+type Body struct {
+	*http.Request
+	Bytes []byte
+}
+
+// ReadAll is the Parse of a Front whose requests are Bodies.
+func ReadAll(r *http.Request) (*Body, error) {
+	b, err := ReadBody(r)
+	return &Body{r, b}, err
+}
+
 // Form is a form body: its values and its uploaded files.
 type Form struct {
 	Values map[string][]string

@@ -205,10 +205,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		Name: "facesearch", Service: svc, Queue: q, Logger: logger,
 		Key:     dialect.Basic(),
 		MaxBody: MaxBodyBytes,
-		Parse: func(r *http.Request) (*request, error) {
-			b, err := dialect.ReadBody(r)
-			return &request{r, b}, err
-		},
+		Parse:   dialect.ReadAll,
 		Reply: func(result any) any { return h.envelope(CodeSuccess, result) },
 		Fail: func(err error) (int, any) {
 			e := answers.Failure(err)
@@ -251,11 +248,9 @@ var answers = dialect.Table[int]{
 	Plain400: true, // the document has no 409, 413 or 415
 }
 
-// request is a request with its body.
-type request struct {
-	*http.Request
-	body []byte
-}
+// request is a request with its body, read as JSON whatever its
+// Content-Type (the document's demos send data= without one).
+type request = dialect.Body
 
 func fail(status, code int) error { return dialect.Fail(status, code) }
 
@@ -274,7 +269,7 @@ func (h *handler) envelope(code int, result any) Envelope {
 // scope, checked before the body is read.
 func (h *handler) postImages(r *request) (any, error) {
 	var probe map[string]json.RawMessage
-	if json.Unmarshal(r.body, &probe) == nil {
+	if json.Unmarshal(r.Bytes, &probe) == nil {
 		_, hasIDs := probe["ids"]
 		_, hasImage := probe["image"]
 		if hasIDs && !hasImage {

@@ -80,12 +80,12 @@ type imageIn struct {
 	Metadata json.RawMessage `json:"metadata"`
 }
 
-// image reads the body's {"image": {...}}.
-func (r *request) image() (*imageIn, error) {
+// bodyImage reads the body's {"image": {...}}.
+func bodyImage(r *request) (*imageIn, error) {
 	var req struct {
 		Image *imageIn `json:"image"`
 	}
-	if err := json.Unmarshal(r.body, &req); err != nil {
+	if err := json.Unmarshal(r.Bytes, &req); err != nil {
 		return nil, badFormat()
 	}
 	if req.Image == nil {
@@ -96,7 +96,7 @@ func (r *request) image() (*imageIn, error) {
 
 // add serves POST /images.
 func (h *handler) add(r *request) (any, error) {
-	in, err := r.image()
+	in, err := bodyImage(r)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (h *handler) update(r *request) (any, error) {
 		ImageID  json.RawMessage `json:"image_id"`
 		Metadata json.RawMessage `json:"metadata"`
 	}
-	if err := json.Unmarshal(r.body, &req); err != nil {
+	if err := json.Unmarshal(r.Bytes, &req); err != nil {
 		return nil, badFormat()
 	}
 	if s := strings.TrimSpace(string(req.ImageID)); s != "" && s != "null" {
@@ -208,7 +208,7 @@ func (h *handler) deleteMany(r *request) (any, error) {
 	var req struct {
 		IDs []json.RawMessage `json:"ids"`
 	}
-	if err := json.Unmarshal(r.body, &req); err != nil || len(req.IDs) == 0 {
+	if err := json.Unmarshal(r.Bytes, &req); err != nil || len(req.IDs) == 0 {
 		return nil, badFormat()
 	}
 	faces := make([]store.Face, 0, len(req.IDs))
@@ -258,7 +258,7 @@ func (h *handler) dropPerson(ctx context.Context, id string) error {
 
 // search serves POST /search.
 func (h *handler) search(r *request) (any, error) {
-	in, err := r.image()
+	in, err := bodyImage(r)
 	if err != nil {
 		return nil, err
 	}

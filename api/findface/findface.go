@@ -228,15 +228,18 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	// against their base URL; the document's own history example has none).
 	// The Front anchors every pattern: "p" and "p/" exactly, never a path
 	// below (issue 19: POST /v0/face/gallery/G/identify enrolled the probe).
+	// No route takes its inference slot up front: detect, verify, identify
+	// and face take it once their photos are read, as a photo URL is
+	// fetched without holding one.
 	h.front = f
 	const read, write = auth.ScopeRead, auth.ScopeWrite
 	var routes []dialect.Route[*request]
 	for _, rt := range []dialect.Route[*request]{
-		{Method: "POST", Pattern: "/detect", Scope: read, Slot: true, Serve: h.detect},
-		{Method: "POST", Pattern: "/verify", Scope: read, Slot: true, Serve: h.verify},
-		{Method: "POST", Pattern: "/identify", Scope: read, Slot: true, Serve: h.identify},
-		{Method: "POST", Pattern: "/faces/gallery/{gallery}/identify", Scope: read, Slot: true, Serve: h.identify},
-		{Method: "POST", Pattern: "/face", Scope: write, Slot: true, Serve: h.enroll},
+		{Method: "POST", Pattern: "/detect", Scope: read, Serve: h.detect},
+		{Method: "POST", Pattern: "/verify", Scope: read, Serve: h.verify},
+		{Method: "POST", Pattern: "/identify", Scope: read, Serve: h.identify},
+		{Method: "POST", Pattern: "/faces/gallery/{gallery}/identify", Scope: read, Serve: h.identify},
+		{Method: "POST", Pattern: "/face", Scope: write, Serve: h.enroll},
 		{Method: "GET", Pattern: "/face/id/{id}", Scope: read, Serve: h.getFace},
 		{Method: "PUT", Pattern: "/face/id/{id}", Scope: write, Serve: h.putFace},
 		{Method: "DELETE", Pattern: "/face/id/{id}", Scope: write, Serve: h.deleteFace},

@@ -205,8 +205,8 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		Key:     dialect.Header("x-api-key"),
 		MaxBody: MaxBodyBytes,
 		Parse: func(r *http.Request) (*request, error) {
-			b, err := dialect.ReadBody(r)
-			return &request{Request: r, body: b}, err
+			b, err := dialect.ReadAll(r)
+			return &request{Body: b}, err
 		},
 		Reply: func(result any) any {
 			res, _ := result.(reply)
@@ -282,8 +282,7 @@ func ok(data any, msg string) reply { return reply{data: data, msg: &msg} }
 
 // request is a request with its body, read as a JSON object on first use.
 type request struct {
-	*http.Request
-	body   []byte
+	*dialect.Body
 	obj    map[string]json.RawMessage
 	objErr error
 }
@@ -291,7 +290,7 @@ type request struct {
 // object parses the body as a JSON object.
 func (r *request) object() (map[string]json.RawMessage, error) {
 	if r.obj == nil && r.objErr == nil {
-		if err := json.Unmarshal(r.body, &r.obj); err != nil || r.obj == nil {
+		if err := json.Unmarshal(r.Bytes, &r.obj); err != nil || r.obj == nil {
 			r.obj, r.objErr = nil, bad("invalid JSON body")
 		}
 	}
@@ -392,16 +391,16 @@ func (r *request) photo() ([]byte, error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if !isJSON && !strings.HasPrefix(mt, "image/") {
-		isJSON = strings.HasPrefix(strings.TrimSpace(string(r.body)), "{")
+		isJSON = strings.HasPrefix(strings.TrimSpace(string(r.Bytes)), "{")
 	}
 	if isJSON {
 		return r.image("img")
 	}
-	if len(r.body) == 0 {
+	if len(r.Bytes) == 0 {
 		return nil, bad("image body is empty")
 	}
-	if len(r.body) > MaxImageBytes {
+	if len(r.Bytes) > MaxImageBytes {
 		return nil, bad("image exceeds 5 MiB")
 	}
-	return r.body, nil
+	return r.Bytes, nil
 }

@@ -206,7 +206,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option)
 		Key:     dialect.Basic(),
 		MaxBody: MaxBodyBytes,
 		Parse:   dialect.ReadAll,
-		Reply: func(result any) any { return h.envelope(CodeSuccess, result) },
+		Reply:   func(result any) any { return h.envelope(CodeSuccess, result) },
 		Fail: func(err error) (int, any) {
 			e := answers.Failure(err)
 			return e.Status, h.envelope(e.Says, nil)

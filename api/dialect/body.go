@@ -137,9 +137,8 @@ func (p Photos) Read(ctx context.Context, file []byte, text string) ([]byte, err
 	if s == "" {
 		return nil, ErrNoPhoto
 	}
-	low := strings.ToLower(s)
-	if strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://") || strings.HasPrefix(low, "ftp://") {
-		if p.Fetch == nil || strings.HasPrefix(low, "ftp://") {
+	if IsURL(s) {
+		if p.Fetch == nil || strings.HasPrefix(strings.ToLower(s), "ftp://") {
 			return nil, ErrURLNotAllowed
 		}
 		b, err := p.Fetch(ctx, s)
@@ -149,6 +148,13 @@ func (p Photos) Read(ctx context.Context, file []byte, text string) ([]byte, err
 		return b, err
 	}
 	return api.DecodeBase64Photo(s, p.MaxBytes)
+}
+
+// IsURL reports whether a photo field holds a URL (http, https or ftp)
+// rather than base64.
+func IsURL(s string) bool {
+	low := strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://") || strings.HasPrefix(low, "ftp://")
 }
 
 // Fetcher is an api.Queue that can also download photo URLs from the

@@ -17,6 +17,8 @@
 //     cannot make the server read and hold a large body;
 //   - a route with Slot runs holding an inference slot of the shared queue
 //     (api.Queue), so a full queue is api.ErrBusy before any work is done;
+//     slow input such as fetching photo URLs goes in BeforeSlot, which
+//     runs first and holds no slot;
 //   - any answer with status 429 carries Retry-After: 1, and a 5xx error is
 //     logged (with its cause, which the client never sees).
 //
@@ -57,8 +59,8 @@ type Route[R any] struct {
 	// Scope is the key scope the route needs; "" needs no key at all.
 	Scope string
 	// Slot: the handler runs holding an inference slot (it runs the
-	// pipeline), taken after the key check and Parse. A handler that
-	// needs one only sometimes calls Front.Acquire instead.
+	// pipeline), taken after the key check, Parse and BeforeSlot. A
+	// handler that needs one only sometimes calls Front.Acquire instead.
 	Slot bool
 	// MaxBody overrides the Front's body cap for this route.
 	MaxBody int64
@@ -86,6 +88,9 @@ type Front[R any] struct {
 	// Parse reads the vendor's request after the key check. Its errors go
 	// to Fail.
 	Parse func(r *http.Request) (R, error)
+	// BeforeSlot, if set, runs before a Slot route takes its slot: slow
+	// input (fetching photo URLs) must not hold one.
+	BeforeSlot func(req R) error
 	// Reply shapes a handler's result into the body to send with 200 (nil:
 	// the result as is; a nil body is an empty 200).
 	Reply func(result any) any
@@ -191,6 +196,11 @@ func (f *Front[R]) run(r *http.Request, rt *Route[R]) (any, error) {
 	req, err := f.Parse(r)
 	if err != nil {
 		return nil, err
+	}
+	if rt.Slot && f.BeforeSlot != nil {
+		if err := f.BeforeSlot(req); err != nil {
+			return nil, err
+		}
 	}
 	if rt.Slot {
 		release, err := f.Acquire(r.Context())

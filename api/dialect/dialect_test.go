@@ -56,7 +56,13 @@ func serve(t *testing.T, q api.Queue, logs io.Writer) (*apitest.Fixture, func(me
 		MaxBody: 64,
 		Timeout: 2 * time.Second,
 		Parse:   func(r *http.Request) (*http.Request, error) { return r, nil },
-		Reply:   func(result any) any { return map[string]any{"ok": result} },
+		BeforeSlot: func(r *http.Request) error {
+			if r.URL.Query().Has("before") {
+				return fmt.Errorf("before the slot: %w", store.ErrNotFound)
+			}
+			return nil
+		},
+		Reply: func(result any) any { return map[string]any{"ok": result} },
 		Fail: func(err error) (int, any) {
 			e := table.Failure(err)
 			return e.Status, map[string]string{"error": e.Says}
@@ -151,7 +157,7 @@ func TestFront(t *testing.T) {
 }
 
 // TestBusy: a route with Slot answers 429 with Retry-After when the queue
-// is full, without running; others run.
+// is full, without running, but after BeforeSlot; others run.
 func TestBusy(t *testing.T) {
 	fx, do := serve(t, dialecttest.BusyQueue{}, io.Discard)
 	r := do("POST", "/things", fx.Write, "x")
@@ -160,6 +166,7 @@ func TestBusy(t *testing.T) {
 		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 	}
 	wantAnswer(t, "no slot needed", do("GET", "/things/7", fx.Read, ""), 200, `{"ok":"7"}`)
+	wantAnswer(t, "BeforeSlot runs first", do("POST", "/things?before", fx.Write, "x"), 404, `{"error":"not found"}`)
 }
 
 func TestKindOf(t *testing.T) {

@@ -150,11 +150,6 @@ func (h *handler) enroll(r *request) (any, error) {
 	meta := r.str("meta")
 	pid := r.str("person_id")
 	cam := r.str("cam_id")
-	release, err := h.front.Acquire(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	// Which faces: nil means "the biggest, from the photo as is".
 	var targets []face.Box
 	if len(bbox) > 0 || sel == face.SelectAll {

@@ -213,6 +213,9 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		// A GET body is ignored (HTTP gives it no meaning; a Go client
 		// sends its options struct in it); history reads it (h.history).
 		Parse: func(r *http.Request) (*request, error) { return h.parse(r, r.Method != http.MethodGet) },
+		// Photo URLs are fetched before the inference slot is taken (those
+		// of any of the three photo fields a request carries).
+		BeforeSlot: func(r *request) error { return r.fetchURLs("photo", "photo1", "photo2") },
 		Fail: func(err error) (int, any) {
 			e := classify(err)
 			code := e.code
@@ -228,18 +231,15 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 	// against their base URL; the document's own history example has none).
 	// The Front anchors every pattern: "p" and "p/" exactly, never a path
 	// below (issue 19: POST /v0/face/gallery/G/identify enrolled the probe).
-	// No route takes its inference slot up front: detect, verify, identify
-	// and face take it once their photos are read, as a photo URL is
-	// fetched without holding one.
 	h.front = f
 	const read, write = auth.ScopeRead, auth.ScopeWrite
 	var routes []dialect.Route[*request]
 	for _, rt := range []dialect.Route[*request]{
-		{Method: "POST", Pattern: "/detect", Scope: read, Serve: h.detect},
-		{Method: "POST", Pattern: "/verify", Scope: read, Serve: h.verify},
-		{Method: "POST", Pattern: "/identify", Scope: read, Serve: h.identify},
-		{Method: "POST", Pattern: "/faces/gallery/{gallery}/identify", Scope: read, Serve: h.identify},
-		{Method: "POST", Pattern: "/face", Scope: write, Serve: h.enroll},
+		{Method: "POST", Pattern: "/detect", Scope: read, Slot: true, Serve: h.detect},
+		{Method: "POST", Pattern: "/verify", Scope: read, Slot: true, Serve: h.verify},
+		{Method: "POST", Pattern: "/identify", Scope: read, Slot: true, Serve: h.identify},
+		{Method: "POST", Pattern: "/faces/gallery/{gallery}/identify", Scope: read, Slot: true, Serve: h.identify},
+		{Method: "POST", Pattern: "/face", Scope: write, Slot: true, Serve: h.enroll},
 		{Method: "GET", Pattern: "/face/id/{id}", Scope: read, Serve: h.getFace},
 		{Method: "PUT", Pattern: "/face/id/{id}", Scope: write, Serve: h.putFace},
 		{Method: "DELETE", Pattern: "/face/id/{id}", Scope: write, Serve: h.deleteFace},
@@ -598,6 +598,21 @@ func boxOf(v any) (face.Box, bool) {
 		}
 	}
 	return face.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}, c[2] > c[0] && c[3] > c[1]
+}
+
+// fetchURLs fetches the photos of the fields given as URLs, keeping them
+// as if uploaded; a field that fails is the error photo would return.
+func (r *request) fetchURLs(fields ...string) error {
+	for _, k := range fields {
+		if s, _ := r.f[k].(string); r.files[k] == nil && dialect.IsURL(s) {
+			b, err := r.photo(k)
+			if err != nil {
+				return err
+			}
+			r.files[k] = b
+		}
+	}
+	return nil
 }
 
 // photo reads an uploaded, base64 or URL photo; URLs are fetched only from

@@ -88,11 +88,6 @@ func (h *handler) detect(r *request) (any, error) {
 			return nil, err
 		}
 	}
-	release, err := h.front.Acquire(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	faces, err := h.svc.Detect(r.Context(), img, face.Options{Selector: face.SelectAll, Attributes: want[0] || want[1] || want[2]})
 	if err != nil {
 		return nil, err
@@ -196,11 +191,6 @@ func (h *handler) verify(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.front.Acquire(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	fa, err := h.embed(r.Context(), p1, sel, b1, 1)
 	if err != nil {
 		return nil, err
@@ -275,11 +265,6 @@ func (h *handler) identify(r *request) (any, error) {
 	if len(bbox) > 0 {
 		req.Selector = face.SelectAll
 	}
-	release, err := h.front.Acquire(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	res, err := h.svc.Identify(r.Context(), req)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,16 @@ import (
 	"github.com/facedhq/faced/store"
 )
 
+// How faces are kept and shown: the metadata keys of FindFace's meta and
+// of the original box and photo hash of a cropped face, and the time
+// format of face and history timestamps.
+const (
+	metaKey    = "meta"
+	boxKey     = "findface_box"
+	hashKey    = "findface_photo_hash"
+	timeLayout = "2006-01-02T15:04:05.000000"
+)
+
 // Face is FindFace's face object.
 type Face struct {
 	Galleries []string `json:"galleries"`

@@ -188,15 +188,10 @@ import (
 	"github.com/facedhq/faced/service"
 )
 
-const (
-	// MaxBodyBytes caps a request body.
-	MaxBodyBytes = 20 << 20
-	timeLayout   = "2006-01-02T15:04:05.000000"
-	metaKey      = "meta"
-	boxKey       = "findface_box"
-	hashKey      = "findface_photo_hash"
-)
+// MaxBodyBytes caps a request body.
+const MaxBodyBytes = 20 << 20
 
+// handler serves the routes; the Front does the rest.
 type handler struct {
 	svc   *service.Service
 	front *dialect.Front[*request]

@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/facesearch"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
+	"github.com/facedhq/faced/service"
 )
 
 // TestErrorAliases: a Laravel app posts JSON (Content-Type
@@ -21,17 +21,14 @@ import (
 // error_message; with WithErrorAliases, as the daemon mounts the dialect,
 // every error carries them, mirroring status_code and message (issue 19).
 func TestErrorAliases(t *testing.T) {
-	f := apitest.New(t, vision)
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: f.Svc, Logger: logger})
-	srv.Mount("/compat/facesearch", facesearch.New(f.Svc, srv, logger, facesearch.WithErrorAliases()))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	client := &http.Client{Timeout: time.Minute}
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
+		return facesearch.New(svc, q, logger, facesearch.WithErrorAliases())
+	}})
+	f, client := d.Fixture, d.Client
 	post := func(path, token string, body any) (int, map[string]json.RawMessage) {
 		t.Helper()
 		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", ts.URL+"/compat/facesearch"+base+path, strings.NewReader(string(b)))
+		req, _ := http.NewRequest("POST", d.Base+base+path, strings.NewReader(string(b)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json")
 		id, secret, _ := strings.Cut(token, ".")

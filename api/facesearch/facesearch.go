@@ -111,33 +111,23 @@
 package facesearch
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/auth"
-	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/service"
-	"github.com/facedhq/faced/store"
 )
 
 // Limits of the dialect.
 const (
-	MaxImageBytes  = 5 << 20
-	MaxBodyBytes   = 8 << 20
-	DefaultLimit   = 50
-	MaxLimit       = 1000
-	maxMatches     = 10
-	requestTimeout = 30 * time.Second
+	MaxImageBytes = 5 << 20
+	MaxBodyBytes  = 8 << 20
+	DefaultLimit  = 50
+	MaxLimit      = 1000
+	maxMatches    = 10
 )
 
 // The document's status codes.
@@ -189,10 +179,8 @@ type Image struct {
 }
 
 type handler struct {
-	svc    *service.Service
-	q      api.Queue
-	logger *slog.Logger
-	mux    *http.ServeMux
+	svc   *service.Service
+	front *dialect.Front[*request]
 	// errorAliases adds errorCode and error_message to error envelopes.
 	errorAliases bool
 }
@@ -209,467 +197,84 @@ func WithErrorAliases() Option { return func(h *handler) { h.errorAliases = true
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix.
 func New(svc *service.Service, q api.Queue, logger *slog.Logger, opts ...Option) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
+	h := &handler{svc: svc}
 	for _, o := range opts {
 		o(h)
 	}
-	for _, s := range []string{"", "/{$}"} {
-		h.mux.Handle("GET "+prefix+"/images"+s, h.route(auth.ScopeRead, h.list))
-		h.mux.Handle("POST "+prefix+"/images"+s, h.postImages())
-		h.mux.Handle("DELETE "+prefix+"/images"+s, h.route(auth.ScopeWrite, h.deleteMany))
-		h.mux.Handle("PUT "+prefix+"/images/{id}"+s, h.route(auth.ScopeWrite, h.update))
-		h.mux.Handle("POST "+prefix+"/images/{id}"+s, h.route(auth.ScopeWrite, h.update))
-		h.mux.Handle("POST "+prefix+"/search"+s, h.route(auth.ScopeRead, h.search))
+	h.front = &dialect.Front[*request]{
+		Name: "facesearch", Service: svc, Queue: q, Logger: logger,
+		Key:     dialect.Basic(),
+		MaxBody: MaxBodyBytes,
+		Parse:   dialect.ReadAll,
+		Reply:   func(result any) any { return h.envelope(CodeSuccess, result) },
+		Fail: func(err error) (int, any) {
+			e := answers.Failure(err)
+			return e.Status, h.envelope(e.Says, nil)
+		},
 	}
-	return h
+	type route = dialect.Route[*request]
+	return h.front.Handler([]route{
+		{Method: "GET", Pattern: prefix + "/images", Scope: auth.ScopeRead, Serve: h.list},
+		{Method: "POST", Pattern: prefix + "/images", Scope: auth.ScopeWrite, Serve: h.postImages},
+		{Method: "DELETE", Pattern: prefix + "/images", Scope: auth.ScopeWrite, Serve: h.deleteMany},
+		{Method: "PUT POST", Pattern: prefix + "/images/{id}", Scope: auth.ScopeWrite, Serve: h.update},
+		{Method: "POST", Pattern: prefix + "/search", Scope: auth.ScopeRead, Slot: true, Serve: h.search},
+	})
 }
 
-// ServeHTTP answers unrouted requests with the envelope.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	mh, pattern := h.mux.Handler(r)
-	if pattern != "" {
-		h.mux.ServeHTTP(w, r)
-		return
-	}
-	c := &capture{header: http.Header{}, status: http.StatusNotFound}
-	mh.ServeHTTP(c, r)
-	if c.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", c.header.Get("Allow"))
-		h.writeEnvelope(w, http.StatusMethodNotAllowed, CodeFormatType, nil)
-		return
-	}
-	h.writeEnvelope(w, http.StatusNotFound, CodeFormatType, nil)
+// answers are the errors' codes by kind, in the order of their statuses.
+var answers = dialect.Table[int]{
+	Says: map[dialect.Kind]int{
+		dialect.BodyTooLarge:     CodeImageFormat,
+		dialect.BadBody:          CodeFormatType,
+		dialect.NoFace:           CodeNoContent,
+		dialect.NoPhoto:          CodeNoContent,
+		dialect.URLNotAllowed:    CodeURL,
+		dialect.EmptyImage:       CodeNoContent,
+		dialect.ImageFormat:      CodeImageFormat,
+		dialect.ImageTooLarge:    CodeImageFormat,
+		dialect.BadImage:         CodeImageFormat,
+		dialect.Invalid:          CodeFormatType,
+		dialect.Duplicate:        CodeFormatType,
+		dialect.Unauthorized:     CodeAuth,
+		dialect.Forbidden:        CodeAuth,
+		dialect.NoRoute:          CodeFormatType,
+		dialect.NotFound:         CodeFormatType,
+		dialect.MethodNotAllowed: CodeFormatType,
+		dialect.Busy:             CodeOutOfReqs,
+		dialect.Internal:         CodeFormatType,
+		dialect.Timeout:          CodeOutOfReqs,
+	},
+	Plain400: true, // the document has no 409, 413 or 415
 }
 
-type capture struct {
-	header http.Header
-	status int
-}
+// request is a request with its body, read as JSON whatever its
+// Content-Type (the document's demos send data= without one).
+type request = dialect.Body
 
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *capture) WriteHeader(status int)      { c.status = status }
+func fail(status, code int) error { return dialect.Fail(status, code) }
 
-// apiError is an error answer.
-type apiError struct {
-	status, code int
-	err          error
-}
+func badFormat() error { return fail(http.StatusBadRequest, CodeFormatType) }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d code %d: %v", e.status, e.code, e.err) }
-
-func fail(status, code int) *apiError { return &apiError{status: status, code: code} }
-
-func badFormat() *apiError { return fail(http.StatusBadRequest, CodeFormatType) }
-
-func (h *handler) writeEnvelope(w http.ResponseWriter, status, code int, result any) {
+func (h *handler) envelope(code int, result any) Envelope {
 	env := Envelope{Result: result, StatusCode: code, Message: Messages[code]}
 	if h.errorAliases && code != CodeSuccess {
 		env.ErrorCode, env.ErrorMessage = &env.StatusCode, &env.Message
 	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(Envelope{StatusCode: CodeFormatType, Message: Messages[CodeFormatType]})
-	}
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
-}
-
-type serve func(r *http.Request, body []byte) (any, error)
-
-// route applies the timeout, body cap and Basic auth, then answers.
-func (h *handler) route(scope string, fn serve) http.Handler {
-	return h.routeBy(scope, func([]byte) serve { return fn })
-}
-
-// routeBy is route with the handler picked from the body. The key is
-// checked before the body is read: an anonymous client cannot make the
-// server read and hold up to MaxBodyBytes.
-func (h *handler) routeBy(scope string, pick func(body []byte) serve) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-		var result any
-		err := h.authenticate(r, scope)
-		if err == nil {
-			var body []byte
-			if body, err = readBody(w, r); err == nil {
-				result, err = pick(body)(r, body)
-			}
-		}
-		if err != nil {
-			e := classify(err)
-			if e.status >= 500 {
-				h.logger.Error("facesearch: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-			h.writeEnvelope(w, e.status, e.code, nil)
-			return
-		}
-		h.writeEnvelope(w, http.StatusOK, CodeSuccess, result)
-	})
+	return env
 }
 
 // postImages serves POST /images: a delete when the body has "ids" and no
 // "image" (the document's delete demo), else an add. Both need the write
 // scope, checked before the body is read.
-func (h *handler) postImages() http.Handler {
-	return h.routeBy(auth.ScopeWrite, func(b []byte) serve {
-		var probe map[string]json.RawMessage
-		if json.Unmarshal(b, &probe) == nil {
-			_, hasIDs := probe["ids"]
-			_, hasImage := probe["image"]
-			if hasIDs && !hasImage {
-				return h.deleteMany
-			}
-		}
-		return h.add
-	})
-}
-
-func (h *handler) authenticate(r *http.Request, scope string) error {
-	id, secret, ok := r.BasicAuth()
-	if !ok || id == "" || secret == "" {
-		return service.ErrUnauthorized
-	}
-	_, err := h.svc.Authenticate(r.Context(), id+"."+secret, scope)
-	return err
-}
-
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fail(http.StatusBadRequest, CodeImageFormat)
-		}
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeFormatType, err: err}
-	}
-	return b, nil
-}
-
-func classify(err error) *apiError {
-	var e *apiError
-	var many *face.ErrTooManyFaces
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, service.ErrUnauthorized):
-		return fail(http.StatusUnauthorized, CodeAuth)
-	case errors.Is(err, service.ErrForbidden):
-		return fail(http.StatusForbidden, CodeAuth)
-	case errors.Is(err, api.ErrBusy):
-		return fail(http.StatusTooManyRequests, CodeOutOfReqs)
-	case errors.Is(err, service.ErrNoFace), errors.Is(err, face.ErrEmpty):
-		return fail(http.StatusBadRequest, CodeNoContent)
-	case errors.Is(err, face.ErrUnsupportedFormat), errors.Is(err, face.ErrTooLarge), errors.Is(err, face.ErrCorrupt),
-		errors.Is(err, face.ErrTooSmall), errors.Is(err, face.ErrTooManyPixels), errors.As(err, &many):
-		return fail(http.StatusBadRequest, CodeImageFormat)
-	case errors.Is(err, store.ErrNotFound):
-		return fail(http.StatusNotFound, CodeFormatType)
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, service.ErrInvalid), errors.Is(err, store.ErrDuplicate):
-		return badFormat()
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &apiError{status: http.StatusServiceUnavailable, code: CodeOutOfReqs, err: err}
-	default:
-		return &apiError{status: http.StatusInternalServerError, code: CodeFormatType, err: err}
-	}
-}
-
-func imageOf(f store.Face) Image {
-	m := f.Meta
-	if m == nil {
-		m = map[string]any{}
-	}
-	return Image{ID: f.ID, Metadata: m}
-}
-
-// list serves GET /images.
-func (h *handler) list(r *http.Request, _ []byte) (any, error) {
-	offset, err := intParam(r, "offset", 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", DefaultLimit)
-	if err != nil {
-		return nil, err
-	}
-	limit = min(limit, MaxLimit)
-	out := []Image{}
-	if limit == 0 {
-		return out, nil
-	}
-	skipped, cursor := 0, ""
-	for {
-		page, err := h.svc.ListFaces(r.Context(), store.ListOptions{Cursor: cursor, Limit: store.MaxLimit})
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range page.Items {
-			if skipped < offset {
-				skipped++
-				continue
-			}
-			out = append(out, imageOf(f))
-			if len(out) == limit {
-				return out, nil
-			}
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		cursor = page.Next
-	}
-}
-
-func intParam(r *http.Request, name string, def int) (int, error) {
-	s := strings.TrimSpace(r.URL.Query().Get(name))
-	if s == "" {
-		return def, nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 0 {
-		return 0, badFormat()
-	}
-	return v, nil
-}
-
-type imageIn struct {
-	Base64   *string         `json:"base64"`
-	URL      *string         `json:"url"`
-	Metadata json.RawMessage `json:"metadata"`
-}
-
-// add serves POST /images.
-func (h *handler) add(r *http.Request, body []byte) (any, error) {
-	var req struct {
-		Image *imageIn `json:"image"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, badFormat()
-	}
-	if req.Image == nil {
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	}
-	meta, err := parseMeta(req.Image.Metadata)
-	if err != nil {
-		return nil, err
-	}
-	photo, err := decodeImage(req.Image)
-	if err != nil {
-		return nil, err
-	}
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	_, faces, err := h.svc.Enroll(r.Context(), service.EnrollRequest{
-		Person:    store.Person{Meta: store.Metadata{personMarker: true}},
-		Photos:    [][]byte{photo},
-		FaceInput: service.FaceInput{Selector: face.SelectBiggest, Meta: meta},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(faces) != 1 {
-		return nil, fmt.Errorf("facesearch: enrol stored %d faces", len(faces))
-	}
-	return imageOf(faces[0]), nil
-}
-
-// parseMeta reads optional metadata: a JSON object without reserved keys.
-func parseMeta(raw json.RawMessage) (store.Metadata, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return nil, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, badFormat()
-	}
-	for _, k := range ReservedMeta {
-		if _, ok := m[k]; ok {
-			return nil, badFormat()
+func (h *handler) postImages(r *request) (any, error) {
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(r.Bytes, &probe) == nil {
+		_, hasIDs := probe["ids"]
+		_, hasImage := probe["image"]
+		if hasIDs && !hasImage {
+			return h.deleteMany(r)
 		}
 	}
-	return m, nil
-}
-
-// decodeImage turns {"base64"} into photo bytes.
-func decodeImage(in *imageIn) ([]byte, error) {
-	if in.Base64 == nil || strings.TrimSpace(*in.Base64) == "" {
-		if in.URL != nil && strings.TrimSpace(*in.URL) != "" {
-			return nil, fail(http.StatusBadRequest, CodeURL)
-		}
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	}
-	photo, err := api.DecodeBase64Photo(*in.Base64, MaxImageBytes)
-	if err != nil {
-		// Too large and malformed are both "image format" (code 3).
-		return nil, fail(http.StatusBadRequest, CodeImageFormat)
-	}
-	return photo, nil
-}
-
-// parseID reads an image id: a JSON number or numeric string.
-func parseID(raw json.RawMessage) (uint64, error) {
-	s := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return 0, badFormat()
-		}
-		s = strings.TrimSpace(str)
-	}
-	id, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || id == 0 {
-		return 0, badFormat()
-	}
-	return id, nil
-}
-
-// update serves PUT (and POST) /images/{id}.
-func (h *handler) update(r *http.Request, body []byte) (any, error) {
-	id, err := parseID(json.RawMessage(strconv.Quote(r.PathValue("id"))))
-	if err != nil {
-		return nil, err
-	}
-	var req struct {
-		ImageID  json.RawMessage `json:"image_id"`
-		Metadata json.RawMessage `json:"metadata"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, badFormat()
-	}
-	if s := strings.TrimSpace(string(req.ImageID)); s != "" && s != "null" {
-		bid, err := parseID(req.ImageID)
-		if err != nil {
-			return nil, err
-		}
-		if bid != id {
-			return nil, badFormat()
-		}
-	}
-	meta, err := parseMeta(req.Metadata)
-	if err != nil {
-		return nil, err
-	}
-	f, err := h.svc.UpdateFace(r.Context(), id, service.FaceUpdate{Meta: &meta})
-	if err != nil {
-		return nil, err
-	}
-	return imageOf(f), nil
-}
-
-// deleteMany serves DELETE (and POST with "ids") /images.
-func (h *handler) deleteMany(r *http.Request, body []byte) (any, error) {
-	var req struct {
-		IDs []json.RawMessage `json:"ids"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil || len(req.IDs) == 0 {
-		return nil, badFormat()
-	}
-	faces := make([]store.Face, 0, len(req.IDs))
-	for _, raw := range req.IDs {
-		id, err := parseID(raw)
-		if err != nil {
-			return nil, err
-		}
-		f, err := h.svc.GetFace(r.Context(), id)
-		if err != nil {
-			return nil, err
-		}
-		faces = append(faces, f)
-	}
-	for _, f := range faces {
-		if err := h.svc.DeleteFace(r.Context(), f.ID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				continue // listed twice, or deleted meanwhile
-			}
-			return nil, err
-		}
-		if err := h.dropPerson(r.Context(), f.PersonID); err != nil {
-			return nil, err
-		}
-	}
-	return nil, nil
-}
-
-// dropPerson deletes a person made by this dialect once it has no face.
-func (h *handler) dropPerson(ctx context.Context, id string) error {
-	p, err := h.svc.GetPerson(ctx, id)
-	if err != nil {
-		return nil // gone already
-	}
-	if v, _ := p.Meta[personMarker].(bool); !v {
-		return nil
-	}
-	page, err := h.svc.ListFaces(ctx, store.ListOptions{PersonID: id, Limit: 1})
-	if err != nil || len(page.Items) > 0 {
-		return nil
-	}
-	if err := h.svc.DeletePerson(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	return nil
-}
-
-// search serves POST /search.
-func (h *handler) search(r *http.Request, body []byte) (any, error) {
-	var req struct {
-		Image *imageIn `json:"image"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, badFormat()
-	}
-	if req.Image == nil {
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	}
-	photo, err := decodeImage(req.Image)
-	if err != nil {
-		return nil, err
-	}
-	threshold, err := h.svc.Threshold("")
-	if err != nil {
-		return nil, err
-	}
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	res, err := h.svc.Identify(r.Context(), service.IdentifyRequest{
-		Photo:     photo,
-		N:         maxMatches,
-		Threshold: threshold,
-		Selector:  face.SelectBiggest,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(res) == 0 {
-		return nil, fail(http.StatusBadRequest, CodeNoContent)
-	}
-	out := []Image{}
-	for _, m := range res[0].Matches {
-		f, err := h.svc.GetFace(r.Context(), m.FaceID)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		img := imageOf(f)
-		score := math.Round(float64(m.Confidence)*1e5) / 1e5
-		img.Score = &score
-		out = append(out, img)
-	}
-	return out, nil
+	return h.add(r)
 }

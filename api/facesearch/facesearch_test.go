@@ -12,15 +12,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/facesearch"
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -43,23 +42,14 @@ type env struct {
 
 func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
-	f := apitest.New(t, vision)
-	svc := f.Svc
-	e := &env{svc: svc, client: &http.Client{Timeout: time.Minute}}
-	for dst, token := range map[*key]string{&e.read: f.Read, &e.write: f.Write} {
+	d := dialecttest.Serve(t, apitest.New(t, vision), q, dialecttest.Mount{Prefix: "/compat/facesearch", New: func(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
+		return facesearch.New(svc, q, logger)
+	}})
+	e := &env{root: d.Root, base: d.Base, svc: d.Svc, client: d.Client}
+	for dst, token := range map[*key]string{&e.read: d.Read, &e.write: d.Write} {
 		id, secret, _ := strings.Cut(token, ".")
 		*dst = key{id, secret, token}
 	}
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: svc, Logger: logger})
-	if q == nil {
-		q = srv
-	}
-	srv.Mount("/compat/facesearch", facesearch.New(svc, q, logger))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e.root = ts.URL
-	e.base = ts.URL + "/compat/facesearch"
 	return e
 }
 
@@ -90,17 +80,9 @@ func (e *env) do(t *testing.T, method, path string, k *key, body string) result 
 
 func (e *env) send(t *testing.T, req *http.Request) result {
 	t.Helper()
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := result{status: resp.StatusCode, header: resp.Header, body: b}
-	json.Unmarshal(b, &r.env)
+	res := dialecttest.Send(t, e.client, req)
+	r := result{status: res.Status, header: res.Header, body: res.Body}
+	json.Unmarshal(r.body, &r.env)
 	return r
 }
 
@@ -318,13 +300,9 @@ func TestErrorCodes(t *testing.T) {
 	}
 }
 
-type busyQueue struct{}
-
-func (busyQueue) Acquire(context.Context) (func(), error) { return nil, api.ErrBusy }
-
 // TestBusy: 4 "Out of requests" when the inference queue is full.
 func TestBusy(t *testing.T) {
-	e := newEnv(t, busyQueue{})
+	e := newEnv(t, dialecttest.BusyQueue{})
 	r := e.do(t, "POST", base+"/search", &e.read, searchPayload(photo(t, "img2.jpg")))
 	want(t, "busy", r, 429, 4)
 	if r.header.Get("Retry-After") == "" {

@@ -1,11 +1,9 @@
 package findface_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/jpeg"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"net/url"
 	"slices"
 	"testing"
@@ -264,15 +262,4 @@ func TestErrorCodes(t *testing.T) {
 }
 
 // greyJPEG is a face-less photo.
-func greyJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, 320, 240))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+var greyJPEG = dialecttest.GreyJPEG

@@ -7,22 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/findface"
 	"github.com/facedhq/faced/api/miicloud"
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 )
@@ -40,16 +38,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	f := apitest.New(t, vision)
-	e := &env{svc: f.Svc, read: f.Read, write: f.Write, admin: f.Admin, client: &http.Client{Timeout: time.Minute}}
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: f.Svc, Logger: logger})
-	srv.Mount("/compat/findface", findface.New(f.Svc, srv, logger))
-	srv.Mount("/compat/miicloud", miicloud.New(f.Svc, srv, logger))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e.url, e.base = ts.URL, ts.URL+"/compat/findface"
-	return e
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/findface", New: findface.New}, dialecttest.Mount{Prefix: "/compat/miicloud", New: miicloud.New})
+	return &env{base: d.Base, url: d.Root, svc: d.Svc, read: d.Read, write: d.Write, admin: d.Admin, client: d.Client}
 }
 
 func photo(t *testing.T, name string) []byte { return testenv.ReadPhoto(t, "deepface/"+name) }
@@ -78,13 +68,8 @@ func (e *env) do(t *testing.T, method, path, auth, ctype string, body []byte) re
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	r, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return resp{r.StatusCode, r.Header, b}
+	r := dialecttest.Send(t, e.client, req)
+	return resp{r.Status, r.Header, r.Body}
 }
 
 func (e *env) json(t *testing.T, method, path, key string, body any) resp {

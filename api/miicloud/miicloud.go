@@ -122,129 +122,103 @@
 package miicloud
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"mime"
-	"mime/multipart"
 	"net/http"
-	"path"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/auth"
-	"github.com/facedhq/faced/face"
-	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
-	"github.com/facedhq/faced/store"
 )
 
-// Limits of the dialect.
-const (
-	// MaxBodyBytes caps a request body.
-	MaxBodyBytes = 20 << 20
-	// requestTimeout bounds one request.
-	requestTimeout = 30 * time.Second
-)
+// MaxBodyBytes caps a request body.
+const MaxBodyBytes = 20 << 20
 
 // Error messages in "detail" (stable: clients may compare them).
 const (
-	msgNoFace       = "no face detected in the image"
-	msgDuplicate    = "customer_person_id already exists"
-	msgNotFound     = "person not found"
-	msgPath         = "the specified API could not be found"
-	msgIDRequired   = "customer_person_id is required"
-	msgIDMismatch   = "customer_person_id in the body differs from the one in the path"
-	msgImageNeeded  = "image_path is required (an uploaded image file)"
-	msgFormat       = "the image format is not supported"
-	msgUnreadable   = "the image could not be read"
-	msgTooBig       = "the request is too large"
-	msgInvalid      = "invalid parameter"
-	msgBody         = "the request body could not be read"
-	msgUnauthorized = "missing or invalid API token"
-	msgForbidden    = "the API token lacks the required access"
-	msgMethod       = "method not allowed"
-	msgBusy         = "too many requests in progress, retry later"
-	msgUnavailable  = "the request could not be completed in time"
-	msgInternal     = "internal error"
+	msgIDRequired  = "customer_person_id is required"
+	msgIDMismatch  = "customer_person_id in the body differs from the one in the path"
+	msgImageNeeded = "image_path is required (an uploaded image file)"
+	msgTooBig      = "the request is too large"
+	msgInvalid     = "invalid parameter"
+	msgBody        = "the request body could not be read"
 )
 
 type handler struct {
-	svc    *service.Service
-	q      api.Queue
-	logger *slog.Logger
-	mux    *http.ServeMux
+	svc   *service.Service
+	front *dialect.Front[*request]
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix, so it sees paths like /miicloud/person.
 func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	h := &handler{svc: svc}
+	h.front = &dialect.Front[*request]{
+		Name: "miicloud", Service: svc, Queue: q, Logger: logger,
+		Key:     dialect.Scheme("Token"),
+		MaxBody: MaxBodyBytes,
+		Parse:   parse,
+		Fail: func(err error) (int, any) {
+			e := classify(err)
+			return e.status, ErrorBody{Status: "fail", Detail: e.msg, CustomerPersonID: e.id}
+		},
 	}
-	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
-	for _, p := range []string{"/miicloud/person", "/miicloud/person/{$}"} {
-		h.mux.Handle("POST "+p, h.route(auth.ScopeWrite, h.enroll))
-		h.mux.Handle("PUT "+p, h.route(auth.ScopeWrite, h.update))
-		h.mux.Handle("GET "+p, h.route(auth.ScopeRead, h.get))
-		h.mux.Handle("DELETE "+p, h.route(auth.ScopeWrite, h.delete))
-	}
-	for _, p := range []string{"/miicloud/person/{id}", "/miicloud/person/{id}/{$}"} {
-		h.mux.Handle("PUT "+p, h.route(auth.ScopeWrite, h.update))
-		h.mux.Handle("GET "+p, h.route(auth.ScopeRead, h.get))
-		h.mux.Handle("DELETE "+p, h.route(auth.ScopeWrite, h.delete))
-	}
-	for _, p := range []string{"/miicloud/match_faces", "/miicloud/match_faces/{$}"} {
-		h.mux.Handle("POST "+p, h.route(auth.ScopeRead, h.match))
-	}
-	return h
+	type route = dialect.Route[*request]
+	const person, byID = "/miicloud/person", "/miicloud/person/{id}"
+	return h.front.Handler([]route{
+		{Method: "POST", Pattern: person, Scope: auth.ScopeWrite, Slot: true, Serve: h.enroll},
+		{Method: "PUT", Pattern: person, Scope: auth.ScopeWrite, Serve: h.update},
+		{Method: "GET", Pattern: person, Scope: auth.ScopeRead, Serve: h.get},
+		{Method: "DELETE", Pattern: person, Scope: auth.ScopeWrite, Serve: h.delete},
+		{Method: "PUT", Pattern: byID, Scope: auth.ScopeWrite, Serve: h.update},
+		{Method: "GET", Pattern: byID, Scope: auth.ScopeRead, Serve: h.get},
+		{Method: "DELETE", Pattern: byID, Scope: auth.ScopeWrite, Serve: h.delete},
+		{Method: "POST", Pattern: "/miicloud/match_faces", Scope: auth.ScopeRead, Serve: h.match},
+	})
 }
 
-// ServeHTTP answers unrouted requests in the dialect's style.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	mh, pattern := h.mux.Handler(r)
-	if pattern != "" {
-		h.mux.ServeHTTP(w, r)
-		return
-	}
-	c := &capture{header: http.Header{}, status: http.StatusNotFound}
-	mh.ServeHTTP(c, r)
-	if c.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", c.header.Get("Allow"))
-		writeError(w, &apiError{status: http.StatusMethodNotAllowed, msg: msgMethod})
-		return
-	}
-	writeError(w, &apiError{status: http.StatusNotFound, msg: msgPath})
+// answers are the errors' details by kind, in the order of their statuses.
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     msgTooBig,
+		dialect.Duplicate:        "customer_person_id already exists",
+		dialect.NoFace:           "no face detected in the image",
+		dialect.ImageTooLarge:    msgTooBig,
+		dialect.BadImage:         "the image could not be read",
+		dialect.Invalid:          msgInvalid,
+		dialect.Unauthorized:     "missing or invalid API token",
+		dialect.Forbidden:        "the API token lacks the required access",
+		dialect.NoRoute:          "the specified API could not be found",
+		dialect.NotFound:         "person not found",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.BadBody:          msgBody,
+		dialect.ImageFormat:      "the image format is not supported",
+		dialect.Busy:             "too many requests in progress, retry later",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "the request could not be completed in time",
+	},
+	// The document's codes: 400 for what is too large or already there,
+	// 406 for an unreadable body, 415 for an image format.
+	Plain400: true,
+	Status:   map[dialect.Kind]int{dialect.BadBody: http.StatusNotAcceptable, dialect.ImageFormat: http.StatusUnsupportedMediaType},
 }
-
-type capture struct {
-	header http.Header
-	status int
-}
-
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *capture) WriteHeader(status int)      { c.status = status }
 
 // apiError is an answer in the dialect's error style.
 type apiError struct {
 	status int
 	msg    string
 	id     string // customer_person_id, if one was named
-	err    error  // logged for 5xx, never shown
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err) }
+func (e *apiError) Error() string { return strconv.Itoa(e.status) + " " + e.msg }
 
 func badRequest(msg string) *apiError { return &apiError{status: http.StatusBadRequest, msg: msg} }
+
+func notAcceptable() *apiError { return &apiError{status: http.StatusNotAcceptable, msg: msgBody} }
 
 // ErrorBody is the dialect's error shape.
 type ErrorBody struct {
@@ -253,22 +227,19 @@ type ErrorBody struct {
 	CustomerPersonID string `json:"customer_person_id,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	if e.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, e.status, ErrorBody{Status: "fail", Detail: e.msg, CustomerPersonID: e.id})
+func classify(err error) *apiError {
+	return dialect.Classify(err, answers, func(_ dialect.Kind, status int, msg string) *apiError {
+		return &apiError{status: status, msg: msg}
+	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"status":"fail","detail":"internal error"}`)
+// withID names the person in an error answer.
+func withID(err error, id string) error {
+	e := *classify(err)
+	if e.status < 500 {
+		e.id = id
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
+	return &e
 }
 
 // request is a parsed request: its text fields and its image, if any.
@@ -282,603 +253,65 @@ type request struct {
 
 func (r *request) field(name string) string { return strings.TrimSpace(r.fields[name]) }
 
-type serve func(r *request) (any, error)
-
-// route applies the timeout, body cap and key check, parses the body and
-// writes the answer.
-func (h *handler) route(scope string, fn serve) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		body, err := h.serve(r, scope, fn)
-		if err != nil {
-			e := classify(err)
-			if e.status >= 500 {
-				h.logger.Error("miicloud: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-			writeError(w, e)
-			return
-		}
-		writeJSON(w, http.StatusOK, body)
-	})
-}
-
-func (h *handler) serve(r *http.Request, scope string, fn serve) (any, error) {
-	token, ok := tokenOf(r.Header.Get("Authorization"))
-	if !ok {
-		return nil, service.ErrUnauthorized
-	}
-	if _, err := h.svc.Authenticate(r.Context(), token, scope); err != nil {
-		return nil, err
-	}
-	req, err := parse(r)
-	if err != nil {
-		return nil, err
-	}
-	return fn(req)
-}
-
-// tokenOf reads "Token <key>".
-func tokenOf(v string) (string, bool) {
-	scheme, key, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Token") {
-		return "", false
-	}
-	key = strings.TrimSpace(key)
-	return key, key != ""
-}
-
 // parse reads query parameters and the body (multipart, urlencoded or a
-// JSON object of strings).
+// JSON object of strings); a body field wins over a query parameter.
 func parse(r *http.Request) (*request, error) {
 	req := &request{Request: r, fields: map[string]string{}}
-	for k, v := range r.URL.Query() {
-		if len(v) > 0 {
-			req.fields[k] = v[0]
+	set := func(vals map[string][]string) {
+		for k, v := range vals {
+			if len(v) > 0 {
+				req.fields[k] = v[0]
+			}
 		}
 	}
+	set(r.URL.Query())
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		b, err := io.ReadAll(r.Body)
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case ct == "" || mt == "application/json":
+		b, err := dialect.ReadBody(r)
 		if err != nil {
-			return nil, bodyError(err)
+			return nil, err
 		}
-		if len(strings.TrimSpace(string(b))) > 0 {
-			return nil, &apiError{status: http.StatusNotAcceptable, msg: msgBody}
+		if len(strings.TrimSpace(string(b))) == 0 {
+			return req, nil
+		}
+		if ct == "" {
+			return nil, notAcceptable()
+		}
+		return req, req.setJSON(b)
+	case err != nil:
+		return nil, notAcceptable()
+	case mt == "multipart/form-data" || mt == "application/x-www-form-urlencoded":
+		form, err := dialect.ReadForm(r, MaxBodyBytes)
+		if err != nil {
+			return nil, err
+		}
+		set(form.Values)
+		if f, ok := form.Files["image_path"]; ok {
+			req.image, req.imageName, req.hasImage = f.Data, f.Name, true
 		}
 		return req, nil
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return nil, &apiError{status: http.StatusNotAcceptable, msg: msgBody}
-	}
-	switch mt {
-	case "multipart/form-data":
-		if err := r.ParseMultipartForm(MaxBodyBytes); err != nil {
-			return nil, bodyError(err)
-		}
-		defer r.MultipartForm.RemoveAll()
-		for k, v := range r.MultipartForm.Value {
-			if len(v) > 0 {
-				req.fields[k] = v[0]
-			}
-		}
-		if fs := r.MultipartForm.File["image_path"]; len(fs) > 0 {
-			if err := req.readFile(fs[0]); err != nil {
-				return nil, err
-			}
-		}
-	case "application/x-www-form-urlencoded":
-		if err := r.ParseForm(); err != nil {
-			return nil, bodyError(err)
-		}
-		for k, v := range r.PostForm {
-			if len(v) > 0 {
-				req.fields[k] = v[0]
-			}
-		}
-	case "application/json":
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, bodyError(err)
-		}
-		if len(strings.TrimSpace(string(b))) == 0 {
-			break
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, &apiError{status: http.StatusNotAcceptable, msg: msgBody}
-		}
-		for k, v := range m {
-			switch v := v.(type) {
-			case string:
-				req.fields[k] = v
-			case float64:
-				req.fields[k] = strconv.FormatFloat(v, 'f', -1, 64)
-			case nil:
-			default:
-				return nil, badRequest(msgInvalid)
-			}
-		}
-	default:
-		return nil, &apiError{status: http.StatusNotAcceptable, msg: msgBody}
-	}
-	return req, nil
+	return nil, notAcceptable()
 }
 
-func (req *request) readFile(fh *multipart.FileHeader) error {
-	f, err := fh.Open()
-	if err != nil {
-		return bodyError(err)
+// setJSON reads a JSON object of strings (or numbers) into the fields.
+func (req *request) setJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return notAcceptable()
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return bodyError(err)
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			req.fields[k] = v
+		case float64:
+			req.fields[k] = strconv.FormatFloat(v, 'f', -1, 64)
+		case nil:
+		default:
+			return badRequest(msgInvalid)
+		}
 	}
-	req.image, req.imageName, req.hasImage = b, fh.Filename, true
 	return nil
-}
-
-func bodyError(err error) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) || errors.Is(err, multipart.ErrMessageTooLarge) {
-		return badRequest(msgTooBig)
-	}
-	return &apiError{status: http.StatusNotAcceptable, msg: msgBody, err: err}
-}
-
-// classify maps an error to its answer.
-func classify(err error) *apiError {
-	var e *apiError
-	var many *face.ErrTooManyFaces
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, service.ErrUnauthorized):
-		return &apiError{status: http.StatusUnauthorized, msg: msgUnauthorized}
-	case errors.Is(err, service.ErrForbidden):
-		return &apiError{status: http.StatusForbidden, msg: msgForbidden}
-	case errors.Is(err, api.ErrBusy):
-		return &apiError{status: http.StatusTooManyRequests, msg: msgBusy}
-	case errors.Is(err, store.ErrDuplicate):
-		return badRequest(msgDuplicate)
-	case errors.Is(err, service.ErrNoFace):
-		return badRequest(msgNoFace)
-	case errors.Is(err, store.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, msg: msgNotFound}
-	case errors.Is(err, face.ErrUnsupportedFormat):
-		return &apiError{status: http.StatusUnsupportedMediaType, msg: msgFormat}
-	case errors.Is(err, face.ErrTooLarge):
-		return badRequest(msgTooBig)
-	case errors.Is(err, face.ErrEmpty), errors.Is(err, face.ErrCorrupt), errors.Is(err, face.ErrTooSmall),
-		errors.Is(err, face.ErrTooManyPixels), errors.As(err, &many):
-		return badRequest(msgUnreadable)
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, service.ErrInvalid):
-		return badRequest(msgInvalid)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &apiError{status: http.StatusServiceUnavailable, msg: msgUnavailable, err: err}
-	default:
-		return &apiError{status: http.StatusInternalServerError, msg: msgInternal, err: err}
-	}
-}
-
-// BoundingBox is a face rectangle.
-type BoundingBox struct {
-	LeftX  int `json:"left_x"`
-	LeftY  int `json:"left_y"`
-	RightX int `json:"right_x"`
-	RightY int `json:"right_y"`
-}
-
-func boxOf(x1, y1, x2, y2 float32) *BoundingBox {
-	r := func(v float32) int { return int(math.Round(float64(v))) }
-	return &BoundingBox{LeftX: r(x1), LeftY: r(y1), RightX: r(x2), RightY: r(y2)}
-}
-
-// Image is one enrolled image of a person.
-type Image struct {
-	Image   string `json:"image"`
-	Created string `json:"created"`
-}
-
-// Person is the person part of the responses; Status, Images, BoundingBox
-// and Image are set depending on the endpoint.
-type Person struct {
-	Status           string       `json:"status,omitempty"`
-	MiicloudPersonID string       `json:"miicloud_person_id"`
-	CustomerPersonID string       `json:"customer_person_id"`
-	FirstName        string       `json:"first_name"`
-	LastName         string       `json:"last_name"`
-	Email            string       `json:"email"`
-	Phone            string       `json:"phone"`
-	Images           []Image      `json:"images,omitempty"`
-	BoundingBox      *BoundingBox `json:"bounding_box,omitempty"`
-	Image            string       `json:"image,omitempty"`
-}
-
-const (
-	metaFirst = "first_name"
-	metaLast  = "last_name"
-	metaImage = "image"
-)
-
-func personOf(p store.Person) Person {
-	out := Person{MiicloudPersonID: p.ID, CustomerPersonID: p.ExternalID, Email: p.Email, Phone: p.Phone}
-	first, okF := p.Meta[metaFirst].(string)
-	last, okL := p.Meta[metaLast].(string)
-	if okF || okL {
-		out.FirstName, out.LastName = first, last
-	} else {
-		out.FirstName = p.Name
-	}
-	return out
-}
-
-// setFields applies the non-empty text fields to p.
-func setFields(p *store.Person, req *request) {
-	meta := store.Metadata{}
-	for k, v := range p.Meta {
-		meta[k] = v
-	}
-	if _, ok := meta[metaFirst]; !ok && p.Name != "" {
-		if _, ok := meta[metaLast]; !ok {
-			meta[metaFirst] = p.Name
-		}
-	}
-	for _, k := range []string{metaFirst, metaLast} {
-		if v := req.field(k); v != "" {
-			meta[k] = v
-		}
-	}
-	first, _ := meta[metaFirst].(string)
-	last, _ := meta[metaLast].(string)
-	if first != "" || last != "" {
-		p.Name = strings.TrimSpace(first + " " + last)
-		p.Meta = meta
-	}
-	if v := req.field("email"); v != "" {
-		p.Email = v
-	}
-	if v := req.field("phone"); v != "" {
-		p.Phone = v
-	}
-}
-
-// imageName is "enroll/<stem>_<7 random characters><ext>".
-func imageName(upload string) string {
-	base := path.Base(strings.ReplaceAll(upload, "\\", "/"))
-	if base == "." || base == "/" || base == "" {
-		base = "image.jpg"
-	}
-	ext := path.Ext(base)
-	stem := strings.TrimSuffix(base, ext)
-	if stem == "" {
-		stem = "image"
-	}
-	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b [7]byte
-	rand.Read(b[:])
-	for i := range b {
-		b[i] = letters[int(b[i])%len(letters)]
-	}
-	name := "enroll/" + stem + "_" + string(b[:]) + ext
-	if len(name) > 256 {
-		name = "enroll/image_" + string(b[:]) + ".jpg"
-	}
-	return name
-}
-
-// enroll serves POST /miicloud/person.
-func (h *handler) enroll(req *request) (any, error) {
-	id := req.field("customer_person_id")
-	if id == "" {
-		return nil, badRequest(msgIDRequired)
-	}
-	if !req.hasImage {
-		return nil, badRequest(msgImageNeeded)
-	}
-	p := store.Person{ExternalID: id}
-	setFields(&p, req)
-	name := imageName(req.imageName)
-	release, err := api.AcquireFrom(req.Context(), h.q)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	in := service.FaceInput{Selector: face.SelectBiggest, Meta: store.Metadata{metaImage: name}}
-	stored, faces, err := h.addImage(req, id, in)
-	if errors.Is(err, store.ErrNotFound) {
-		stored, faces, err = h.svc.Enroll(req.Context(), service.EnrollRequest{Person: p, Photos: [][]byte{req.image}, FaceInput: in})
-		if errors.Is(err, store.ErrDuplicate) { // enrolled meanwhile by another request
-			stored, faces, err = h.addImage(req, id, in)
-		}
-	}
-	if err != nil {
-		return nil, withID(err, id)
-	}
-	out := personOf(stored)
-	out.Status = "success"
-	if len(faces) > 0 {
-		b := faces[0].Box
-		out.BoundingBox = boxOf(b[0], b[1], b[2], b[3])
-	}
-	out.Image = name
-	return out, nil
-}
-
-// withID names the person in an error answer.
-// addImage adds the request's image to the existing person id, as the
-// vendor's sample does when it enrols a second photo of someone (the
-// document: customer_person_id "allows you to link multiple images of an
-// individual"); non-empty fields replace the stored ones, as in update.
-// The very photo the person already has is store.ErrDuplicate (a retried
-// upload must not add the same face twice); no such person is
-// store.ErrNotFound.
-func (h *handler) addImage(req *request, id string, in service.FaceInput) (store.Person, []store.Face, error) {
-	ctx := req.Context()
-	p, err := h.svc.GetPersonByExternalID(ctx, id)
-	if err != nil {
-		return store.Person{}, nil, err
-	}
-	hash := models.SHA256Hex(req.image)
-	opts := store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit}
-	for {
-		page, err := h.svc.ListFaces(ctx, opts)
-		if err != nil {
-			return store.Person{}, nil, err
-		}
-		for _, f := range page.Items {
-			if f.PhotoHash == hash {
-				return store.Person{}, nil, fmt.Errorf("miicloud: photo already enrolled: %w", store.ErrDuplicate)
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		opts.Cursor = page.Next
-	}
-	faces, err := h.svc.AddFaces(ctx, p.ID, [][]byte{req.image}, in)
-	if err != nil {
-		return store.Person{}, nil, err
-	}
-	p, err = h.svc.UpdatePerson(ctx, p.ID, func(p *store.Person) error {
-		setFields(p, req)
-		return nil
-	})
-	return p, faces, err
-}
-
-func withID(err error, id string) error {
-	e := classify(err)
-	if e.status < 500 {
-		e.id = id
-	}
-	return e
-}
-
-// idOf reads customer_person_id from the path or, failing that, the body
-// or query; both must agree.
-func idOf(req *request) (string, error) {
-	path, body := strings.TrimSpace(req.PathValue("id")), req.field("customer_person_id")
-	switch {
-	case path != "" && body != "" && path != body:
-		return "", badRequest(msgIDMismatch)
-	case path != "":
-		return path, nil
-	case body != "":
-		return body, nil
-	}
-	return "", badRequest(msgIDRequired)
-}
-
-func (h *handler) lookup(req *request, id string) (store.Person, error) {
-	p, err := h.svc.GetPersonByExternalID(req.Context(), id)
-	if err != nil {
-		return store.Person{}, withID(err, id)
-	}
-	return p, nil
-}
-
-// update serves PUT /miicloud/person and PUT /miicloud/person/{id}.
-func (h *handler) update(req *request) (any, error) {
-	id, err := idOf(req)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.lookup(req, id)
-	if err != nil {
-		return nil, err
-	}
-	var box *BoundingBox
-	if req.hasImage {
-		release, err := api.AcquireFrom(req.Context(), h.q)
-		if err != nil {
-			return nil, err
-		}
-		faces, err := h.svc.AddFaces(req.Context(), p.ID, [][]byte{req.image}, service.FaceInput{
-			Selector: face.SelectBiggest, Meta: store.Metadata{metaImage: imageName(req.imageName)},
-		})
-		release()
-		if err != nil {
-			return nil, withID(err, id)
-		}
-		if len(faces) > 0 {
-			b := faces[0].Box
-			box = boxOf(b[0], b[1], b[2], b[3])
-		}
-	}
-	p, err = h.svc.UpdatePerson(req.Context(), p.ID, func(p *store.Person) error {
-		setFields(p, req)
-		return nil
-	})
-	if err != nil {
-		return nil, withID(err, id)
-	}
-	out, err := h.full(req, p)
-	if err != nil {
-		return nil, err
-	}
-	out.Status = "success"
-	out.BoundingBox = box
-	return out, nil
-}
-
-// full is the person with its images.
-func (h *handler) full(req *request, p store.Person) (Person, error) {
-	out := personOf(p)
-	out.Images = []Image{}
-	var faces []store.Face
-	opts := store.ListOptions{PersonID: p.ID, Limit: store.MaxLimit}
-	for {
-		page, err := h.svc.ListFaces(req.Context(), opts)
-		if err != nil {
-			return Person{}, withID(err, p.ExternalID)
-		}
-		faces = append(faces, page.Items...)
-		if page.Next == "" {
-			break
-		}
-		opts.Cursor = page.Next
-	}
-	slices.SortStableFunc(faces, func(a, b store.Face) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		switch {
-		case a.ID > b.ID:
-			return -1
-		case a.ID < b.ID:
-			return 1
-		}
-		return 0
-	})
-	for _, f := range faces {
-		name, _ := f.Meta[metaImage].(string)
-		if name == "" {
-			name = "enroll/face_" + strconv.FormatUint(f.ID, 10) + ".jpg"
-		}
-		out.Images = append(out.Images, Image{Image: name, Created: f.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z")})
-	}
-	return out, nil
-}
-
-// get serves GET /miicloud/person/{id}.
-func (h *handler) get(req *request) (any, error) {
-	id, err := idOf(req)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.lookup(req, id)
-	if err != nil {
-		return nil, err
-	}
-	return h.full(req, p)
-}
-
-// Deleted is the delete response.
-type Deleted struct {
-	Status           string `json:"status"`
-	CustomerPersonID string `json:"customer_person_id"`
-	MiicloudPersonID string `json:"miicloud_person_id"`
-}
-
-// delete serves DELETE /miicloud/person/{id}.
-func (h *handler) delete(req *request) (any, error) {
-	id, err := idOf(req)
-	if err != nil {
-		return nil, err
-	}
-	p, err := h.lookup(req, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.svc.DeletePerson(req.Context(), p.ID); err != nil {
-		return nil, withID(err, id)
-	}
-	return Deleted{Status: "success", CustomerPersonID: id, MiicloudPersonID: p.ID}, nil
-}
-
-// MatchedFace is one face of a match_faces photo.
-type MatchedFace struct {
-	MatchStatus      string       `json:"match_status"`
-	BoundingBox      *BoundingBox `json:"bounding_box"`
-	MatchConfidence  float64      `json:"match_confidence"`
-	MiicloudPersonID string       `json:"miicloud_person_id,omitempty"`
-	PersonID         string       `json:"person_id,omitempty"`
-	CustomerPersonID *string      `json:"customer_person_id,omitempty"`
-}
-
-// Matches is the match_faces response.
-type Matches struct {
-	Faces []MatchedFace `json:"faces"`
-}
-
-func matched(box face.Box, conf float32, known bool, p store.Person) MatchedFace {
-	m := MatchedFace{
-		MatchStatus:     "unknown",
-		BoundingBox:     boxOf(box.X1, box.Y1, box.X2, box.Y2),
-		MatchConfidence: math.Round(float64(conf)*1e6) / 1e6,
-	}
-	if known {
-		ext := p.ExternalID
-		m.MatchStatus, m.MiicloudPersonID, m.PersonID, m.CustomerPersonID = "known", p.ID, p.ID, &ext
-	}
-	return m
-}
-
-// match serves POST /miicloud/match_faces.
-func (h *handler) match(req *request) (any, error) {
-	if !req.hasImage {
-		return nil, badRequest(msgImageNeeded)
-	}
-	thr, err := h.svc.Threshold("")
-	if err != nil {
-		return nil, err
-	}
-	id := req.field("customer_person_id")
-	var p store.Person
-	if id != "" {
-		if p, err = h.lookup(req, id); err != nil {
-			return nil, err
-		}
-	}
-	release, err := api.AcquireFrom(req.Context(), h.q)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	out := Matches{Faces: []MatchedFace{}}
-	if id != "" {
-		res, err := h.svc.Verify(req.Context(), service.VerifyRequest{
-			PhotoA: req.image, PersonID: p.ID, Threshold: thr, Selector: face.SelectAll,
-		})
-		if errors.Is(err, service.ErrNoFace) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, withID(err, id)
-		}
-		for _, pair := range res.Pairs {
-			out.Faces = append(out.Faces, matched(pair.A, pair.Confidence, pair.Match, p))
-		}
-		return out, nil
-	}
-	res, err := h.svc.Identify(req.Context(), service.IdentifyRequest{
-		Photo: req.image, N: 1, Threshold: service.Threshold{None: true}, Selector: face.SelectAll,
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range res {
-		if len(f.Matches) == 0 {
-			out.Faces = append(out.Faces, matched(f.Face.Box, 0, false, store.Person{}))
-			continue
-		}
-		m := f.Matches[0]
-		out.Faces = append(out.Faces, matched(f.Face.Box, m.Confidence, thr.Accepts(m.Confidence), m.Person))
-	}
-	return out, nil
 }

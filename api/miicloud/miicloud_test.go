@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"image"
-	"image/jpeg"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -17,12 +14,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/miicloud"
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -51,32 +47,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	f := apitest.New(t, vision)
-	e := &env{svc: f.Svc, read: f.Read, write: f.Write, admin: f.Admin, client: &http.Client{Timeout: time.Minute}}
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: f.Svc, Logger: logger})
-	srv.Mount("/compat/miicloud", miicloud.New(f.Svc, srv, logger))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e.url = ts.URL
-	e.base = ts.URL + "/compat/miicloud"
-	return e
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/miicloud", New: miicloud.New})
+	return &env{base: d.Base, url: d.Root, svc: d.Svc, read: d.Read, write: d.Write, admin: d.Admin, client: d.Client}
 }
 
 func photo(t *testing.T, name string) []byte { return testenv.ReadPhoto(t, "deepface/"+name) }
 
-func greyJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, 320, 240))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// greyJPEG is a face-less photo.
+var greyJPEG = dialecttest.GreyJPEG
 
 type field struct{ k, v string }
 
@@ -143,16 +121,8 @@ func (e *env) do(t *testing.T, method, path string, header map[string]string, ct
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{resp.StatusCode, resp.Header, b}
+	r := dialecttest.Send(t, e.client, req)
+	return result{r.Status, r.Header, r.Body}
 }
 
 // form sends a multipart request with "authorization: Token <key>".
@@ -595,14 +565,9 @@ func TestCrossDialect(t *testing.T) {
 	}
 }
 
-// busyQueue is a queue that is always full.
-type busyQueue struct{}
-
-func (busyQueue) Acquire(context.Context) (func(), error) { return nil, api.ErrBusy }
-
 func TestBusy(t *testing.T) {
 	e := newEnv(t)
-	ts := httptest.NewServer(miicloud.New(e.svc, busyQueue{}, nil))
+	ts := httptest.NewServer(miicloud.New(e.svc, dialecttest.BusyQueue{}, nil))
 	t.Cleanup(ts.Close)
 	e.base = ts.URL
 	r := e.form(t, "POST", "/miicloud/match_faces", e.read, nil, curlFile("a.jpg", photo(t, "img2.jpg")))

@@ -157,30 +157,20 @@
 package trueface
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"regexp"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/auth"
-	"github.com/facedhq/faced/face"
-	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
-	"github.com/facedhq/faced/store"
 )
 
 // Limits and defaults of the dialect.
@@ -191,7 +181,6 @@ const (
 	MaxImages        = 10
 	DefaultThreshold = 0.5 // match, and identify with unknowns
 	LooseThreshold   = 0.4 // identify without unknowns
-	requestTimeout   = 30 * time.Second
 	marker           = "trueface"
 	timeLayout       = "2006-01-02T15:04:05.000000"
 )
@@ -204,74 +193,84 @@ type Envelope struct {
 }
 
 type handler struct {
-	svc    *service.Service
-	q      api.Queue
-	logger *slog.Logger
-	mux    *http.ServeMux
+	svc   *service.Service
+	front *dialect.Front[*request]
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix.
 func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	f := &dialect.Front[*request]{
+		Name: "trueface", Service: svc, Queue: q, Logger: logger,
+		Key:     dialect.Header("x-api-key"),
+		MaxBody: MaxBodyBytes,
+		Parse: func(r *http.Request) (*request, error) {
+			b, err := dialect.ReadAll(r)
+			return &request{Body: b}, err
+		},
+		Reply: func(result any) any {
+			res, _ := result.(reply)
+			return Envelope{Data: res.data, Message: res.msg, Success: true}
+		},
+		Fail: func(err error) (int, any) {
+			var noFace *service.NoFaceError
+			var e *dialect.Failure[string]
+			if errors.As(err, &noFace) && !errors.As(err, &e) {
+				err = bad(fmt.Sprintf("no face detected in img%d", noFace.Photo))
+			}
+			e = answers.Failure(err)
+			return e.Status, Envelope{Message: &e.Says}
+		},
 	}
-	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
-	for _, s := range []string{"", "/{$}"} {
-		h.mux.Handle("POST /v1/spdetect"+s, h.route(auth.ScopeRead, h.spdetect))
-		h.mux.Handle("POST /v1/facedetect"+s, h.route(auth.ScopeRead, h.facedetect))
-		h.mux.Handle("POST /v1/enroll"+s, h.routeN(auth.ScopeWrite, MaxEnrollBytes, h.enroll))
-		h.mux.Handle("PUT /v1/enroll"+s, h.routeN(auth.ScopeWrite, MaxEnrollBytes, h.updateEnroll))
-		h.mux.Handle("DELETE /v1/enroll"+s, h.route(auth.ScopeWrite, h.deleteEnroll))
-		h.mux.Handle("POST /v1/collection"+s, h.route(auth.ScopeWrite, h.createCollection))
-		h.mux.Handle("PUT /v1/collection"+s, h.route(auth.ScopeWrite, h.updateCollection))
-		h.mux.Handle("DELETE /v1/collection"+s, h.route(auth.ScopeWrite, h.deleteCollection))
-		h.mux.Handle("GET /v1/collection"+s, h.route(auth.ScopeRead, h.listCollections))
-		h.mux.Handle("POST /v1/train"+s, h.route(auth.ScopeWrite, h.train))
-		h.mux.Handle("POST /v1/match"+s, h.route(auth.ScopeRead, h.match))
-		h.mux.Handle("POST /v1/identify"+s, h.route(auth.ScopeRead, h.identify))
-	}
-	return h
+	h := &handler{svc: svc, front: f}
+	const read, write = auth.ScopeRead, auth.ScopeWrite
+	return f.Handler([]dialect.Route[*request]{
+		{Method: "POST", Pattern: "/v1/spdetect", Scope: read, Slot: true, Serve: h.spdetect},
+		{Method: "POST", Pattern: "/v1/facedetect", Scope: read, Slot: true, Serve: h.facedetect},
+		{Method: "POST", Pattern: "/v1/enroll", Scope: write, Slot: true, MaxBody: MaxEnrollBytes, Serve: h.enroll},
+		{Method: "PUT", Pattern: "/v1/enroll", Scope: write, Slot: true, MaxBody: MaxEnrollBytes, Serve: h.updateEnroll},
+		{Method: "DELETE", Pattern: "/v1/enroll", Scope: write, Serve: h.deleteEnroll},
+		{Method: "POST", Pattern: "/v1/collection", Scope: write, Serve: h.createCollection},
+		{Method: "PUT", Pattern: "/v1/collection", Scope: write, Serve: h.updateCollection},
+		{Method: "DELETE", Pattern: "/v1/collection", Scope: write, Serve: h.deleteCollection},
+		{Method: "GET", Pattern: "/v1/collection", Scope: read, Serve: h.listCollections},
+		{Method: "POST", Pattern: "/v1/train", Scope: write, Serve: h.train},
+		{Method: "POST", Pattern: "/v1/match", Scope: read, Slot: true, Serve: h.match},
+		{Method: "POST", Pattern: "/v1/identify", Scope: read, Slot: true, Serve: h.identify},
+	})
 }
 
-// ServeHTTP answers unrouted requests with the envelope.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	mh, pattern := h.mux.Handler(r)
-	if pattern != "" {
-		h.mux.ServeHTTP(w, r)
-		return
-	}
-	c := &capture{header: http.Header{}, status: http.StatusNotFound}
-	mh.ServeHTTP(c, r)
-	if c.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", c.header.Get("Allow"))
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	writeError(w, http.StatusNotFound, "not found")
+// answers are the errors' messages by kind, in the order of their statuses.
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     "request body too large",
+		dialect.BadBody:          "cannot read request body",
+		dialect.NoFace:           "no face detected",
+		dialect.EmptyImage:       "empty image",
+		dialect.BadImage:         "invalid image",
+		dialect.ImageFormat:      "invalid image",
+		dialect.ImageTooLarge:    "image too large",
+		dialect.ManyPixels:       "image too large",
+		dialect.SmallImage:       "image too small",
+		dialect.TooManyFaces:     "too many faces",
+		dialect.Invalid:          "invalid request",
+		dialect.Duplicate:        "already exists",
+		dialect.Unauthorized:     "invalid api key",
+		dialect.Forbidden:        "api key lacks the scope for this request",
+		dialect.NoRoute:          "not found",
+		dialect.NotFound:         "not found",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.Busy:             "too many requests",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "request timed out",
+		dialect.ModelMissing:     "model not configured on this device",
+	},
+	Plain400: true, // the document's table has no 409, 413 or 415
 }
 
-type capture struct {
-	header http.Header
-	status int
-}
+func fail(status int, msg string) error { return dialect.Fail(status, msg) }
 
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *capture) WriteHeader(status int)      { c.status = status }
-
-// apiError is an error answer.
-type apiError struct {
-	status int
-	msg    string
-	err    error
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err) }
-
-func fail(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
-
-func bad(msg string) *apiError { return fail(http.StatusBadRequest, msg) }
+func bad(msg string) error { return fail(http.StatusBadRequest, msg) }
 
 // reply is a success answer: data and message (nil message is JSON null).
 type reply struct {
@@ -281,139 +280,34 @@ type reply struct {
 
 func ok(data any, msg string) reply { return reply{data: data, msg: &msg} }
 
-func write(w http.ResponseWriter, status int, env Envelope) {
-	b, err := json.Marshal(env)
+// request is a request with its body, read as a JSON object on first use.
+type request struct {
+	*dialect.Body
+	obj    map[string]json.RawMessage
+	objErr error
+}
+
+// object parses the body as a JSON object.
+func (r *request) object() (map[string]json.RawMessage, error) {
+	if r.obj == nil && r.objErr == nil {
+		if err := json.Unmarshal(r.Bytes, &r.obj); err != nil || r.obj == nil {
+			r.obj, r.objErr = nil, bad("invalid JSON body")
+		}
+	}
+	return r.obj, r.objErr
+}
+
+// str reads an optional string field; has reports it was present and not
+// null.
+func (r *request) str(k string) (s string, has bool, err error) {
+	m, err := r.object()
 	if err != nil {
-		status = http.StatusInternalServerError
-		msg := "internal error"
-		b, _ = json.Marshal(Envelope{Message: &msg})
+		return "", false, err
 	}
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	write(w, status, Envelope{Message: &msg})
-}
-
-type serve func(r *http.Request, body []byte) (reply, error)
-
-// route applies the timeout, auth and body cap, then answers.
-func (h *handler) route(scope string, fn serve) http.Handler {
-	return h.routeN(scope, MaxBodyBytes, fn)
-}
-
-func (h *handler) routeN(scope string, limit int64, fn serve) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-		var res reply
-		err := h.authenticate(r, scope)
-		if err == nil {
-			var body []byte
-			if body, err = readBody(w, r, limit); err == nil {
-				res, err = fn(r, body)
-			}
-		}
-		if err != nil {
-			e := classify(err)
-			if e.status >= 500 {
-				h.logger.Error("trueface: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-			writeError(w, e.status, e.msg)
-			return
-		}
-		write(w, http.StatusOK, Envelope{Data: res.data, Message: res.msg, Success: true})
-	})
-}
-
-func (h *handler) authenticate(r *http.Request, scope string) error {
-	key := strings.TrimSpace(r.Header.Get("x-api-key"))
-	if key == "" {
-		return service.ErrUnauthorized
-	}
-	_, err := h.svc.Authenticate(r.Context(), key, scope)
-	return err
-}
-
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, bad("request body too large")
-		}
-		return nil, &apiError{status: http.StatusBadRequest, msg: "cannot read request body", err: err}
-	}
-	return b, nil
-}
-
-func classify(err error) *apiError {
-	var e *apiError
-	var noFace *service.NoFaceError
-	var many *face.ErrTooManyFaces
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, service.ErrUnauthorized):
-		return fail(http.StatusUnauthorized, "invalid api key")
-	case errors.Is(err, service.ErrForbidden):
-		return fail(http.StatusForbidden, "api key lacks the scope for this request")
-	case errors.Is(err, api.ErrBusy):
-		return fail(http.StatusTooManyRequests, "too many requests")
-	case errors.As(err, &noFace):
-		return bad(fmt.Sprintf("no face detected in img%d", noFace.Photo))
-	case errors.Is(err, service.ErrNoFace):
-		return bad("no face detected")
-	case errors.Is(err, face.ErrEmpty):
-		return bad("empty image")
-	case errors.Is(err, face.ErrUnsupportedFormat), errors.Is(err, face.ErrCorrupt):
-		return bad("invalid image")
-	case errors.Is(err, face.ErrTooLarge), errors.Is(err, face.ErrTooManyPixels):
-		return bad("image too large")
-	case errors.Is(err, face.ErrTooSmall):
-		return bad("image too small")
-	case errors.As(err, &many):
-		return bad("too many faces")
-	case errors.Is(err, face.ErrStageDisabled):
-		return &apiError{status: http.StatusServiceUnavailable, msg: "model not configured on this device", err: err}
-	case errors.Is(err, store.ErrNotFound):
-		return fail(http.StatusNotFound, "not found")
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, service.ErrInvalid):
-		return bad("invalid request")
-	case errors.Is(err, store.ErrDuplicate):
-		return bad("already exists")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &apiError{status: http.StatusServiceUnavailable, msg: "request timed out", err: err}
-	default:
-		return &apiError{status: http.StatusInternalServerError, msg: "internal error", err: err}
-	}
-}
-
-// ---- decoding ----
-
-// object parses a JSON object body.
-func object(body []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		return nil, bad("invalid JSON body")
-	}
-	return m, nil
-}
-
-// str reads an optional string field; ok reports it was present and not null.
-func str(m map[string]json.RawMessage, k string) (string, bool, error) {
 	raw, has := m[k]
 	if !has || strings.TrimSpace(string(raw)) == "null" {
 		return "", false, nil
 	}
-	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false, bad(k + " must be a string")
 	}
@@ -421,690 +315,92 @@ func str(m map[string]json.RawMessage, k string) (string, bool, error) {
 }
 
 // required reads a required non-empty string field.
-func required(m map[string]json.RawMessage, k string) (string, error) {
-	s, has, err := str(m, k)
-	if err != nil {
-		return "", err
+func (r *request) required(k string) (string, error) {
+	s, _, err := r.str(k)
+	if err == nil && strings.TrimSpace(s) == "" {
+		err = bad(k + " is required")
 	}
-	if !has || strings.TrimSpace(s) == "" {
-		return "", bad(k + " is required")
-	}
-	return strings.TrimSpace(s), nil
+	return strings.TrimSpace(s), err
 }
 
-// decodeB64 turns a base64 string into image bytes.
-func decodeB64(field, s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, bad(field + " is required")
-	}
-	b, err := api.DecodeBase64Photo(s, MaxImageBytes)
-	if errors.Is(err, api.ErrPhotoTooLarge) {
-		return nil, bad(field + " exceeds 5 MiB")
-	}
+// image reads a required base64 image field.
+func (r *request) image(k string) ([]byte, error) {
+	s, _, err := r.str(k)
 	if err != nil {
-		return nil, bad(field + " is not valid base64")
+		return nil, err
+	}
+	b, err := dialect.Photos{MaxBytes: MaxImageBytes}.Read(r.Context(), nil, s)
+	switch {
+	case errors.Is(err, dialect.ErrNoPhoto):
+		return nil, bad(k + " is required")
+	case errors.Is(err, dialect.ErrPhotoTooLarge):
+		return nil, bad(k + " exceeds 5 MiB")
+	case err != nil:
+		return nil, bad(k + " is not valid base64")
 	}
 	return b, nil
 }
 
-// image reads a required base64 image field.
-func image(m map[string]json.RawMessage, k string) ([]byte, error) {
-	s, has, err := str(m, k)
+var imgKey = regexp.MustCompile(`^img[0-9]+$`)
+
+// images reads img0..img9 in order.
+func (r *request) images() ([][]byte, error) {
+	m, err := r.object()
 	if err != nil {
 		return nil, err
 	}
-	if !has {
-		return nil, bad(k + " is required")
-	}
-	return decodeB64(k, s)
-}
-
-var imgKey = regexp.MustCompile(`^img([0-9]+)$`)
-
-// images reads img0..img9 in order.
-func images(m map[string]json.RawMessage) ([][]byte, error) {
-	type numbered struct {
-		n   int
-		key string
-	}
-	var keys []numbered
 	for k := range m {
-		sub := imgKey.FindStringSubmatch(k)
-		if sub == nil {
-			continue
-		}
-		n, err := strconv.Atoi(sub[1])
-		if err != nil || n >= MaxImages || (len(sub[1]) > 1 && sub[1][0] == '0') {
+		if n, err := strconv.Atoi(strings.TrimPrefix(k, "img")); imgKey.MatchString(k) && (err != nil || n >= MaxImages || k != "img"+strconv.Itoa(n)) {
 			return nil, bad("at most 10 images, img0 to img9")
 		}
-		keys = append(keys, numbered{n, k})
 	}
-	if len(keys) == 0 {
-		return nil, bad("img0 is required")
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].n < keys[j].n })
-	out := make([][]byte, 0, len(keys))
-	for _, k := range keys {
-		b, err := image(m, k.key)
-		if err != nil {
-			return nil, err
+	var out [][]byte
+	for n := range MaxImages {
+		if _, has := m["img"+strconv.Itoa(n)]; has {
+			b, err := r.image("img" + strconv.Itoa(n))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
 		}
-		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, bad("img0 is required")
 	}
 	return out, nil
 }
 
 // threshold reads an optional threshold on the Trueface scale.
-func threshold(m map[string]json.RawMessage, def float64) (float64, bool, error) {
-	raw, has := m["threshold"]
-	s := strings.TrimSpace(string(raw))
-	if !has || s == "null" {
-		return def, false, nil
+func (r *request) threshold(def float64) (float64, bool, error) {
+	m, err := r.object()
+	if err != nil {
+		return 0, false, err
 	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false, bad("threshold must be a number from 0 to 1")
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+	v, given, err := dialect.Float(m["threshold"], 0, 1)
+	if err != nil {
 		return 0, false, bad("threshold must be a number from 0 to 1")
+	}
+	if !given {
+		return def, false, nil
 	}
 	return v, true, nil
 }
 
-// photoBody reads the image of spdetect/facedetect: binary or {"img"}.
-func photoBody(r *http.Request, body []byte) ([]byte, error) {
+// photo reads the image of spdetect/facedetect: binary or {"img"}.
+func (r *request) photo() ([]byte, error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if !isJSON && !strings.HasPrefix(mt, "image/") {
-		isJSON = strings.HasPrefix(strings.TrimSpace(string(body)), "{")
+		isJSON = strings.HasPrefix(strings.TrimSpace(string(r.Bytes)), "{")
 	}
-	if !isJSON {
-		if len(body) == 0 {
-			return nil, bad("image body is empty")
-		}
-		if len(body) > MaxImageBytes {
-			return nil, bad("image exceeds 5 MiB")
-		}
-		return body, nil
+	if isJSON {
+		return r.image("img")
 	}
-	m, err := object(body)
-	if err != nil {
-		return nil, err
+	if len(r.Bytes) == 0 {
+		return nil, bad("image body is empty")
 	}
-	return image(m, "img")
-}
-
-// ---- scores ----
-
-// scale anchors: faced confidence → Trueface score.
-var (
-	confAnchors = [5]float64{0, float64(service.Presets["low"]), float64(service.Presets["medium"]), float64(service.Presets["strict"]), 1}
-	tfAnchors   = [5]float64{0, 0.4, 0.5, 0.6, 1}
-)
-
-func interp(v float64, xs, ys [5]float64) float64 {
-	v = min(max(v, 0), 1)
-	for i := 1; i < len(xs); i++ {
-		if v <= xs[i] {
-			return ys[i-1] + (ys[i]-ys[i-1])*(v-xs[i-1])/(xs[i]-xs[i-1])
-		}
+	if len(r.Bytes) > MaxImageBytes {
+		return nil, bad("image exceeds 5 MiB")
 	}
-	return 1
-}
-
-// Score maps faced's confidence to the Trueface scale.
-func Score(conf float32) float64 { return interp(float64(conf), confAnchors, tfAnchors) }
-
-// Confidence maps a Trueface score (or threshold) to faced's confidence.
-func Confidence(score float64) float32 { return float32(interp(score, tfAnchors, confAnchors)) }
-
-func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
-
-// ---- collections ----
-
-var galleryName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,48}$`)
-
-// collection resolves a collection id to an existing gallery.
-func (h *handler) collection(ctx context.Context, id string) (store.Gallery, error) {
-	if !galleryName.MatchString(id) {
-		return store.Gallery{}, fail(http.StatusNotFound, "collection not found")
-	}
-	page, err := h.svc.ListGalleries(ctx, store.ListOptions{Limit: store.MaxLimit})
-	for err == nil {
-		for _, g := range page.Items {
-			if g.Name == id {
-				return g, nil
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		page, err = h.svc.ListGalleries(ctx, store.ListOptions{Cursor: page.Next, Limit: store.MaxLimit})
-	}
-	if err != nil {
-		return store.Gallery{}, err
-	}
-	return store.Gallery{}, fail(http.StatusNotFound, "collection not found")
-}
-
-func newCollectionID() (string, error) {
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "tf-" + hex.EncodeToString(b), nil
-}
-
-func (h *handler) createCollection(r *http.Request, body []byte) (reply, error) {
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	name, err := required(m, "name")
-	if err != nil {
-		return reply{}, err
-	}
-	unknowns := false
-	if raw, has := m["unknowns"]; has && strings.TrimSpace(string(raw)) != "null" {
-		if err := json.Unmarshal(raw, &unknowns); err != nil {
-			return reply{}, bad("unknowns must be a boolean")
-		}
-	}
-	id, err := newCollectionID()
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.svc.CreateGallery(r.Context(), store.Gallery{Name: id, Meta: store.Metadata{marker: true, "name": name, "unknowns": unknowns}}); err != nil {
-		return reply{}, err
-	}
-	return ok(map[string]string{"collection_id": id}, "collection created successfully"), nil
-}
-
-// personFaces lists every face of a person, oldest first.
-func (h *handler) personFaces(ctx context.Context, id string) ([]store.Face, error) {
-	var out []store.Face
-	cursor := ""
-	for {
-		page, err := h.svc.ListFaces(ctx, store.ListOptions{PersonID: id, Cursor: cursor, Limit: store.MaxLimit})
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, fail(http.StatusNotFound, "enrollment not found")
-			}
-			return nil, err
-		}
-		out = append(out, page.Items...)
-		if page.Next == "" {
-			return out, nil
-		}
-		cursor = page.Next
-	}
-}
-
-func (h *handler) enrollment(ctx context.Context, id string) (store.Person, error) {
-	p, err := h.svc.GetPerson(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		return p, fail(http.StatusNotFound, "enrollment not found")
-	}
-	return p, err
-}
-
-func (h *handler) updateCollection(r *http.Request, body []byte) (reply, error) {
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	eid, err := required(m, "enrollment_id")
-	if err != nil {
-		return reply{}, err
-	}
-	cid, err := required(m, "collection_id")
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return reply{}, err
-	}
-	if _, err := h.enrollment(r.Context(), eid); err != nil {
-		return reply{}, err
-	}
-	faces, err := h.personFaces(r.Context(), eid)
-	if err != nil {
-		return reply{}, err
-	}
-	for _, f := range faces {
-		if _, err := h.svc.UpdateFace(r.Context(), f.ID, service.FaceUpdate{Galleries: &service.GalleryChange{Add: []string{cid}}}); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return reply{}, err
-		}
-	}
-	return ok(map[string]string{"collection_id": cid}, "collection updated successfully"), nil
-}
-
-func (h *handler) deleteCollection(r *http.Request, body []byte) (reply, error) {
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	cid, err := required(m, "collection_id")
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return reply{}, err
-	}
-	if err := h.svc.DeleteGallery(r.Context(), cid, false); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return reply{}, fail(http.StatusNotFound, "collection not found")
-		}
-		if errors.Is(err, store.ErrInvalid) || errors.Is(err, service.ErrInvalid) {
-			return reply{}, bad("collection cannot be deleted: it is the default gallery or holds faces in no other gallery")
-		}
-		return reply{}, err
-	}
-	return reply{data: fmt.Sprintf("Entity *%s* has been deleted", cid)}, nil
-}
-
-// Collection is one element of the collection list.
-type Collection struct {
-	ClassifierURL string   `json:"classifier_url"`
-	Created       string   `json:"created"`
-	Enrollments   []string `json:"enrollments"`
-	ID            string   `json:"id"`
-	LabelEncoder  string   `json:"label_encoder"`
-	Name          string   `json:"name"`
-	Owner         string   `json:"owner"`
-	Unknown       bool     `json:"unknown"`
-	Updated       string   `json:"updated"`
-}
-
-func (h *handler) listCollections(r *http.Request, _ []byte) (reply, error) {
-	ctx := r.Context()
-	out := []Collection{}
-	cursor := ""
-	for {
-		page, err := h.svc.ListGalleries(ctx, store.ListOptions{Cursor: cursor, Limit: store.MaxLimit})
-		if err != nil {
-			return reply{}, err
-		}
-		for _, g := range page.Items {
-			if v, _ := g.Meta[marker].(bool); !v {
-				continue
-			}
-			name, _ := g.Meta["name"].(string)
-			unknown, _ := g.Meta["unknowns"].(bool)
-			ts := g.CreatedAt.UTC().Format(timeLayout)
-			c := Collection{Created: ts, Updated: ts, ID: g.Name, Name: name, Unknown: unknown, Enrollments: []string{}}
-			fc := ""
-			for {
-				fp, err := h.svc.ListFaces(ctx, store.ListOptions{Gallery: g.Name, Cursor: fc, Limit: store.MaxLimit})
-				if err != nil {
-					return reply{}, err
-				}
-				for _, f := range fp.Items {
-					if !slices.Contains(c.Enrollments, f.PersonID) {
-						c.Enrollments = append(c.Enrollments, f.PersonID)
-					}
-				}
-				if fp.Next == "" {
-					break
-				}
-				fc = fp.Next
-			}
-			out = append(out, c)
-		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
-	return ok(out, "collections listed successfully"), nil
-}
-
-func (h *handler) train(r *http.Request, body []byte) (reply, error) {
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	cid, err := required(m, "collection_id")
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.collection(r.Context(), cid); err != nil {
-		return reply{}, err
-	}
-	return ok(map[string]any{"collection_id": cid, "trained": true}, "classifier is up to date (faced's index is always current)"), nil
-}
-
-// ---- enrollments ----
-
-func (h *handler) enroll(r *http.Request, body []byte) (reply, error) {
-	ctx := r.Context()
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	photos, err := images(m)
-	if err != nil {
-		return reply{}, err
-	}
-	name, _, err := str(m, "name")
-	if err != nil {
-		return reply{}, err
-	}
-	cid, hasCollection, err := str(m, "collection_id")
-	if err != nil {
-		return reply{}, err
-	}
-	if hasCollection {
-		if cid = strings.TrimSpace(cid); cid == "" {
-			hasCollection = false
-		} else if _, err := h.collection(ctx, cid); err != nil {
-			return reply{}, err
-		}
-	}
-	release, err := api.AcquireFrom(ctx, h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	p, faces, err := h.svc.Enroll(ctx, service.EnrollRequest{
-		Person:    store.Person{Name: name, Meta: store.Metadata{marker: true}},
-		Photos:    photos,
-		FaceInput: service.FaceInput{Selector: face.SelectBiggest},
-	})
-	release()
-	if err != nil {
-		return reply{}, err
-	}
-	if hasCollection {
-		for _, f := range faces {
-			if _, err := h.svc.UpdateFace(ctx, f.ID, service.FaceUpdate{Galleries: &service.GalleryChange{Add: []string{cid}}}); err != nil {
-				// Undo: enroll is all or nothing.
-				if derr := h.svc.DeletePerson(context.WithoutCancel(ctx), p.ID); derr != nil {
-					h.logger.Error("trueface: undo enroll", "person", p.ID, "err", derr)
-				}
-				if errors.Is(err, store.ErrNotFound) {
-					return reply{}, fail(http.StatusNotFound, "collection not found")
-				}
-				return reply{}, err
-			}
-		}
-	}
-	return ok(map[string]string{"enrollment_id": p.ID}, "enrollment processed successfully"), nil
-}
-
-func (h *handler) updateEnroll(r *http.Request, body []byte) (reply, error) {
-	ctx := r.Context()
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	eid, err := required(m, "enrollment_id")
-	if err != nil {
-		return reply{}, err
-	}
-	photos, err := images(m)
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.enrollment(ctx, eid); err != nil {
-		return reply{}, err
-	}
-	existing, err := h.personFaces(ctx, eid)
-	if err != nil {
-		return reply{}, err
-	}
-	var galleries []string
-	for _, f := range existing {
-		for _, g := range f.Galleries {
-			if !slices.Contains(galleries, g) {
-				galleries = append(galleries, g)
-			}
-		}
-	}
-	release, err := api.AcquireFrom(ctx, h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	defer release()
-	if _, err := h.svc.AddFaces(ctx, eid, photos, service.FaceInput{Galleries: galleries, Selector: face.SelectBiggest}); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return reply{}, fail(http.StatusNotFound, "enrollment not found")
-		}
-		return reply{}, err
-	}
-	return ok(map[string]string{"enrollment_id": eid}, "enrollment updated successfully"), nil
-}
-
-func (h *handler) deleteEnroll(r *http.Request, body []byte) (reply, error) {
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	eid, err := required(m, "enrollment_id")
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.enrollment(r.Context(), eid); err != nil {
-		return reply{}, err
-	}
-	if err := h.svc.DeletePerson(r.Context(), eid); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return reply{}, fail(http.StatusNotFound, "enrollment not found")
-		}
-		return reply{}, err
-	}
-	return reply{data: fmt.Sprintf("Enrollment *%s* has been deleted", eid)}, nil
-}
-
-// ---- recognition ----
-
-func (h *handler) match(r *http.Request, body []byte) (reply, error) {
-	ctx := r.Context()
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	photo, err := image(m, "img")
-	if err != nil {
-		return reply{}, err
-	}
-	id, err := required(m, "id")
-	if err != nil {
-		return reply{}, err
-	}
-	th, _, err := threshold(m, DefaultThreshold)
-	if err != nil {
-		return reply{}, err
-	}
-	if _, err := h.enrollment(ctx, id); err != nil {
-		return reply{}, err
-	}
-	listed, err := h.personFaces(ctx, id)
-	if err != nil {
-		return reply{}, err
-	}
-	var stored []store.Face
-	for _, lf := range listed {
-		if lf.EmbedderID != h.svc.EmbedderID() {
-			continue
-		}
-		f, err := h.svc.GetFace(ctx, lf.ID)
-		if err == nil {
-			stored = append(stored, f)
-		}
-	}
-	if len(stored) == 0 {
-		return reply{}, fail(http.StatusNotFound, "enrollment has no face to match")
-	}
-	release, err := api.AcquireFrom(ctx, h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	faces, err := h.svc.Detect(ctx, photo, face.Options{Embed: true, Selector: face.SelectBiggest})
-	release()
-	if err != nil {
-		return reply{}, err
-	}
-	if len(faces) == 0 {
-		return reply{}, bad("no face detected")
-	}
-	data := map[string]any{}
-	for i, f := range stored {
-		s := round6(Score(h.svc.Confidence(models.Cosine(faces[0].Embedding, f.Embedding))))
-		data[fmt.Sprintf("emb%d_score", i)] = s
-		data[fmt.Sprintf("emb%d_match", i)] = s >= th
-	}
-	return ok(data, "face processed successfully"), nil
-}
-
-func (h *handler) identify(r *http.Request, body []byte) (reply, error) {
-	ctx := r.Context()
-	m, err := object(body)
-	if err != nil {
-		return reply{}, err
-	}
-	photo, err := image(m, "img")
-	if err != nil {
-		return reply{}, err
-	}
-	cid, err := required(m, "collection_id")
-	if err != nil {
-		return reply{}, err
-	}
-	g, err := h.collection(ctx, cid)
-	if err != nil {
-		return reply{}, err
-	}
-	def := LooseThreshold
-	if u, _ := g.Meta["unknowns"].(bool); u {
-		def = DefaultThreshold
-	}
-	th, _, err := threshold(m, def)
-	if err != nil {
-		return reply{}, err
-	}
-	release, err := api.AcquireFrom(ctx, h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	res, err := h.svc.Identify(ctx, service.IdentifyRequest{
-		Photo:     photo,
-		Galleries: []string{cid},
-		N:         1,
-		Threshold: service.Threshold{Value: Confidence(th)},
-		Selector:  face.SelectBiggest,
-	})
-	release()
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return reply{}, fail(http.StatusNotFound, "collection not found")
-		}
-		return reply{}, err
-	}
-	if len(res) == 0 {
-		return reply{}, bad("no face detected")
-	}
-	data := map[string]any{"name": nil, "key": nil}
-	if len(res[0].Matches) > 0 {
-		best := res[0].Matches[0]
-		data["key"] = best.Person.ID
-		if best.Person.Name != "" {
-			data["name"] = best.Person.Name
-		}
-		data["score"] = round6(Score(best.Confidence))
-		// The SDKs read "confidence": the same number (package doc).
-		data["confidence"] = data["score"]
-	}
-	return ok(data, "identify processed successfully"), nil
-}
-
-// ---- detection ----
-
-// FaceOut is one detected face.
-type FaceOut struct {
-	BoundingBox [5]float64 `json:"bounding_box"`
-	Points      []int      `json:"points"`
-}
-
-func truthy(v string) bool {
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	return err == nil && b
-}
-
-func (h *handler) facedetect(r *http.Request, body []byte) (reply, error) {
-	photo, err := photoBody(r, body)
-	if err != nil {
-		return reply{}, err
-	}
-	q := r.URL.Query()
-	raw := truthy(q.Get("rawlandmarks")) || truthy(q.Get("rawlandmark"))
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	faces, err := h.svc.Detect(r.Context(), photo, face.Options{Landmarks68: raw, Selector: face.SelectAll})
-	release()
-	if err != nil {
-		return reply{}, err
-	}
-	out := []FaceOut{}
-	for _, f := range faces {
-		pts := f.Landmarks[:]
-		if raw {
-			if len(f.Landmarks68) == 0 {
-				return reply{}, &apiError{status: http.StatusServiceUnavailable, msg: "model not configured on this device", err: errors.New("no 68 landmarks")}
-			}
-			pts = f.Landmarks68
-		}
-		o := FaceOut{
-			BoundingBox: [5]float64{float64(f.Box.X1), float64(f.Box.Y1), float64(f.Box.X2), float64(f.Box.Y2), float64(f.Score)},
-			Points:      make([]int, 2*len(pts)),
-		}
-		for i, p := range pts {
-			o.Points[i] = int(math.Round(float64(p.X)))
-			o.Points[len(pts)+i] = int(math.Round(float64(p.Y)))
-		}
-		out = append(out, o)
-	}
-	return ok(map[string]any{"faces": out}, "face processed successfully"), nil
-}
-
-func (h *handler) spdetect(r *http.Request, body []byte) (reply, error) {
-	photo, err := photoBody(r, body)
-	if err != nil {
-		return reply{}, err
-	}
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return reply{}, err
-	}
-	faces, err := h.svc.Liveness(r.Context(), photo, face.SelectBiggest)
-	release()
-	if err != nil {
-		return reply{}, err
-	}
-	if len(faces) == 0 {
-		return reply{}, bad("no face detected")
-	}
-	if faces[0].Liveness == nil {
-		return reply{}, &apiError{status: http.StatusServiceUnavailable, msg: "model not configured on this device", err: errors.New("no liveness score")}
-	}
-	live := float64(*faces[0].Liveness)
-	class, score := "real", live
-	if live < 0.5 {
-		class, score = "fake", 1-live
-	}
-	k := make([]byte, 16)
-	if _, err := rand.Read(k); err != nil {
-		return reply{}, err
-	}
-	return ok(map[string]any{
-		"class":   class,
-		"key":     hex.EncodeToString(k),
-		"score":   round6(score),
-		"success": true,
-	}, "data processed successfully"), nil
+	return r.Bytes, nil
 }

@@ -6,12 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +16,7 @@ import (
 	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -38,19 +35,8 @@ type env struct {
 
 func newEnv(t *testing.T, q api.Queue) *env {
 	t.Helper()
-	f := apitest.New(t, vision)
-	e := &env{svc: f.Svc, read: f.Read, write: f.Write, client: &http.Client{Timeout: time.Minute}}
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: f.Svc, Logger: logger})
-	if q == nil {
-		q = srv
-	}
-	srv.Mount("/compat/trueface", trueface.New(f.Svc, q, logger))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e.root = ts.URL
-	e.base = ts.URL + "/compat/trueface"
-	return e
+	d := dialecttest.Serve(t, apitest.New(t, vision), q, dialecttest.Mount{Prefix: "/compat/trueface", New: trueface.New})
+	return &env{root: d.Root, base: d.Base, svc: d.Svc, read: d.Read, write: d.Write, client: d.Client}
 }
 
 type result struct {
@@ -92,17 +78,9 @@ func (e *env) json(t *testing.T, method, path, key string, v any) result {
 
 func (e *env) send(t *testing.T, req *http.Request) result {
 	t.Helper()
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := result{status: resp.StatusCode, header: resp.Header, body: b}
-	json.Unmarshal(b, &r.env)
+	res := dialecttest.Send(t, e.client, req)
+	r := result{status: res.Status, header: res.Header, body: res.Body}
+	json.Unmarshal(r.body, &r.env)
 	return r
 }
 
@@ -146,17 +124,8 @@ func photo(t *testing.T, rel string) []byte { return testenv.ReadPhoto(t, rel) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-func greyJPEG(t *testing.T) []byte {
-	img := image.NewGray(image.Rect(0, 0, 200, 200))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// greyJPEG is a face-less photo.
+var greyJPEG = dialecttest.GreyJPEG
 
 // TestDetection replays the spdetect and facedetect examples.
 func TestDetection(t *testing.T) {
@@ -442,12 +411,8 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-type busyQueue struct{}
-
-func (busyQueue) Acquire(context.Context) (func(), error) { return nil, api.ErrBusy }
-
 func TestBusy(t *testing.T) {
-	e := newEnv(t, busyQueue{})
+	e := newEnv(t, dialecttest.BusyQueue{})
 	r := e.do(t, "POST", "/v1/facedetect", e.read, "image/jpeg", photo(t, "deepface/img1.jpg"))
 	want(t, "busy", r, 429)
 	if r.header.Get("Retry-After") == "" {

@@ -109,20 +109,17 @@
 package users
 
 import (
-	"context"
+	"cmp"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/facedhq/faced/api"
+	"github.com/facedhq/faced/api/dialect"
 	"github.com/facedhq/faced/auth"
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/service"
@@ -140,96 +137,81 @@ const (
 	DefaultThreshold = 80.0
 	// maxMatches is how many users a search returns at most.
 	maxMatches = 10
-	// requestTimeout bounds one request.
-	requestTimeout = 30 * time.Second
 )
 
 // Error messages in "errors" (stable: clients may compare them).
 const (
-	msgDuplicate     = "provided userId already exists"
-	msgNoFace        = "no face detected in the provided image"
-	msgFaceRequired  = "face is required"
-	msgEncoding      = "invalid image encoding"
-	msgFormat        = "invalid image format"
-	msgTooBig        = "image exceeds the maximum size of 5MB"
-	msgUnreadable    = "invalid image"
-	msgThreshold     = "threshold must be a number from 0 to 100"
-	msgJSON          = "invalid JSON body"
-	msgInvalid       = "invalid request"
-	msgUserID        = "invalid userId"
-	msgUnauthorized  = "missing or invalid x-api-key"
-	msgForbidden     = "the API key lacks the required scope"
-	msgBusy          = "too many requests in progress, retry later"
-	msgMethod        = "method not allowed"
-	msgUnavailable   = "the request could not be completed in time"
-	msgInternalError = "internal error"
+	msgDuplicate  = "provided userId already exists"
+	msgNoFace     = "no face detected in the provided image"
+	msgEncoding   = "invalid image encoding"
+	msgFormat     = "invalid image format"
+	msgTooBig     = "image exceeds the maximum size of 5MB"
+	msgUnreadable = "invalid image"
+	msgThreshold  = "threshold must be a number from 0 to 100"
+	msgJSON       = "invalid JSON body"
 )
 
 // handler serves the dialect.
 type handler struct {
-	svc    *service.Service
-	q      api.Queue
-	logger *slog.Logger
-	mux    *http.ServeMux
+	svc *service.Service
 }
 
 // New returns the dialect's handler; mount it with api.Server.Mount, which
 // strips the prefix, so it sees paths like /users/{id}.
 func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	h := &handler{svc: svc}
+	f := &dialect.Front[*http.Request]{
+		Name: "users", Service: svc, Queue: q, Logger: logger,
+		Key:     dialect.Header("x-api-key"),
+		MaxBody: MaxBodyBytes,
+		Parse:   func(r *http.Request) (*http.Request, error) { return r, nil },
+		Fail: func(err error) (int, any) {
+			return errorBody(answers.Failure(err))
+		},
 	}
-	h := &handler{svc: svc, q: q, logger: logger, mux: http.NewServeMux()}
-	for _, p := range []string{"/users/search", "/users/search/{$}"} {
-		h.mux.Handle("POST "+p, h.route(auth.ScopeRead, h.search))
-	}
-	for _, p := range []string{"/users/{id}", "/users/{id}/{$}"} {
-		h.mux.Handle("POST "+p, h.route(auth.ScopeWrite, h.enroll))
-		h.mux.Handle("DELETE "+p, h.route(auth.ScopeWrite, h.unenroll))
-	}
-	return h
+	return f.Handler([]dialect.Route[*http.Request]{
+		{Method: "POST", Pattern: "/users/search", Scope: auth.ScopeRead, Slot: true, Serve: h.search},
+		{Method: "POST", Pattern: "/users/{id}", Scope: auth.ScopeWrite, Slot: true, Serve: h.enroll},
+		{Method: "DELETE", Pattern: "/users/{id}", Scope: auth.ScopeWrite, Serve: h.unenroll},
+	})
 }
 
-// ServeHTTP answers unrouted requests in the dialect's style: the mux
-// decides between 404 and 405, and only its status and Allow are kept.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	mh, pattern := h.mux.Handler(r)
-	if pattern != "" {
-		h.mux.ServeHTTP(w, r)
-		return
-	}
-	c := &capture{header: http.Header{}, status: http.StatusNotFound}
-	mh.ServeHTTP(c, r)
-	if c.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", c.header.Get("Allow"))
-		writeError(w, &apiError{status: http.StatusMethodNotAllowed, msg: msgMethod})
-		return
-	}
-	writeError(w, &apiError{status: http.StatusNotFound})
+// answers are the errors' "errors" entries by kind, in the order of their
+// statuses (404 has none, as documented).
+var answers = dialect.Table[string]{
+	Says: map[dialect.Kind]string{
+		dialect.BodyTooLarge:     msgTooBig,
+		dialect.BadBody:          msgJSON,
+		dialect.Duplicate:        msgDuplicate,
+		dialect.NoFace:           msgNoFace,
+		dialect.ImageFormat:      msgFormat,
+		dialect.ImageTooLarge:    msgTooBig,
+		dialect.BadImage:         msgUnreadable,
+		dialect.BadValue:         "invalid userId",
+		dialect.NoPhoto:          "face is required",
+		dialect.BadBase64:        msgEncoding,
+		dialect.URLNotAllowed:    msgEncoding,
+		dialect.Invalid:          "invalid request",
+		dialect.Unauthorized:     "missing or invalid x-api-key",
+		dialect.Forbidden:        "the API key lacks the required scope",
+		dialect.NoRoute:          "",
+		dialect.NotFound:         "",
+		dialect.MethodNotAllowed: "method not allowed",
+		dialect.Busy:             "too many requests in progress, retry later",
+		dialect.Internal:         "internal error",
+		dialect.Timeout:          "the request could not be completed in time",
+	},
+	Plain400: true, // the document has no 409, 413 or 415
 }
 
-type capture struct {
-	header http.Header
-	status int
-}
+// apiError is an answer in the document's error style: a status and the
+// "errors" entry (none for 404).
+type apiError = dialect.Failure[string]
 
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *capture) WriteHeader(status int)      { c.status = status }
+func badRequest(msg string) *apiError { return dialect.Fail(http.StatusBadRequest, msg) }
 
-// apiError is an answer in the document's error style.
-type apiError struct {
-	status int
-	msg    string // the "errors" entry; empty for 404
-	err    error  // logged for 5xx, never shown
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err) }
-
-func badRequest(msg string) *apiError { return &apiError{status: http.StatusBadRequest, msg: msg} }
-
-// errorBody is the document's error shape.
-type errorBody struct {
+// ErrorBody is the document's error shape.
+type ErrorBody struct {
 	Status int      `json:"status"`
 	Title  string   `json:"title"`
 	Detail string   `json:"detail"`
@@ -249,133 +231,37 @@ var details = map[int]string{
 	http.StatusServiceUnavailable:  "The server is not ready to handle the request.",
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	b := errorBody{
-		Status: e.status,
-		Title:  http.StatusText(e.status),
-		Detail: details[e.status],
-		Type:   "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/" + strconv.Itoa(e.status),
+func errorBody(e *apiError) (int, ErrorBody) {
+	b := ErrorBody{
+		Status: e.Status,
+		Title:  http.StatusText(e.Status),
+		Detail: details[e.Status],
+		Type:   "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/" + strconv.Itoa(e.Status),
 	}
-	if e.msg != "" {
-		b.Errors = []string{e.msg}
+	if e.Says != "" {
+		b.Errors = []string{e.Says}
 	}
-	if e.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, e.status, b)
+	return e.Status, b
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"status":500}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
-}
-
-// serve is a route's body: it returns the success status and body (nil:
-// empty body) or an error.
-type serve func(r *http.Request) (int, any, error)
-
-// route applies the timeout, body cap and key check, then writes the
-// answer.
-func (h *handler) route(scope string, fn serve) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		var status int
-		var body any
-		_, err := h.svc.Authenticate(ctx, r.Header.Get("x-api-key"), scope)
-		if err == nil {
-			status, body, err = fn(r)
-		}
-		if err != nil {
-			e := h.classify(err)
-			if e.status >= 500 {
-				h.logger.Error("users: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-			writeError(w, e)
-			return
-		}
-		if body == nil {
-			w.Header().Set("Content-Length", "0")
-			w.WriteHeader(status)
-			return
-		}
-		writeJSON(w, status, body)
-	})
-}
-
-// classify maps an error to its answer.
-func (h *handler) classify(err error) *apiError {
-	var e *apiError
-	var many *face.ErrTooManyFaces
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, service.ErrUnauthorized):
-		return &apiError{status: http.StatusUnauthorized, msg: msgUnauthorized}
-	case errors.Is(err, service.ErrForbidden):
-		return &apiError{status: http.StatusForbidden, msg: msgForbidden}
-	case errors.Is(err, api.ErrBusy):
-		return &apiError{status: http.StatusTooManyRequests, msg: msgBusy}
-	case errors.Is(err, store.ErrDuplicate):
-		return badRequest(msgDuplicate)
-	case errors.Is(err, service.ErrNoFace):
-		return badRequest(msgNoFace)
-	case errors.Is(err, store.ErrNotFound):
-		return &apiError{status: http.StatusNotFound}
-	case errors.Is(err, face.ErrUnsupportedFormat):
-		return badRequest(msgFormat)
-	case errors.Is(err, face.ErrTooLarge):
-		return badRequest(msgTooBig)
-	case errors.Is(err, face.ErrEmpty), errors.Is(err, face.ErrCorrupt), errors.Is(err, face.ErrTooSmall),
-		errors.Is(err, face.ErrTooManyPixels), errors.As(err, &many):
-		return badRequest(msgUnreadable)
-	case errors.Is(err, store.ErrInvalid):
-		return badRequest(msgUserID)
-	case errors.Is(err, service.ErrInvalid):
-		return badRequest(msgInvalid)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &apiError{status: http.StatusServiceUnavailable, msg: msgUnavailable, err: err}
-	default:
-		return &apiError{status: http.StatusInternalServerError, msg: msgInternalError, err: err}
-	}
-}
-
-// acquire takes an inference slot.
 // enroll serves POST /users/{id}.
-func (h *handler) enroll(r *http.Request) (int, any, error) {
-	id := r.PathValue("id")
+func (h *handler) enroll(r *http.Request) (any, error) {
 	var req struct {
-		Face *string `json:"face"`
+		Face string `json:"face"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	photo, err := decodeFace(req.Face)
+	photo, err := decodeFace(r, req.Face)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer release()
 	_, _, err = h.svc.Enroll(r.Context(), service.EnrollRequest{
-		Person:    store.Person{ID: id},
+		Person:    store.Person{ID: r.PathValue("id")},
 		Photos:    [][]byte{photo},
 		FaceInput: service.FaceInput{Selector: face.SelectBiggest},
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, nil, nil
+	return nil, err
 }
 
 // Match is one search result.
@@ -385,27 +271,22 @@ type Match struct {
 }
 
 // search serves POST /users/search.
-func (h *handler) search(r *http.Request) (int, any, error) {
+func (h *handler) search(r *http.Request) (any, error) {
 	var req struct {
-		Face      *string         `json:"face"`
+		Face      string          `json:"face"`
 		Threshold json.RawMessage `json:"threshold"`
 	}
 	if err := decodeBody(r, &req); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	threshold, err := parseThreshold(req.Threshold)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	photo, err := decodeFace(req.Face)
+	photo, err := decodeFace(r, req.Face)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	release, err := api.AcquireFrom(r.Context(), h.q)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer release()
 	// Filter here on the rounded percentage rather than in the service on
 	// float32 confidences, so that what is shown agrees with the threshold.
 	res, err := h.svc.Identify(r.Context(), service.IdentifyRequest{
@@ -415,10 +296,10 @@ func (h *handler) search(r *http.Request) (int, any, error) {
 		Selector:  face.SelectBiggest,
 	})
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if len(res) == 0 {
-		return 0, nil, badRequest(msgNoFace)
+		return nil, badRequest(msgNoFace)
 	}
 	matches := []Match{}
 	for _, m := range res[0].Matches {
@@ -433,37 +314,22 @@ func (h *handler) search(r *http.Request) (int, any, error) {
 		matches = append(matches, Match{UserID: m.Person.ID, Similarity: sim})
 	}
 	if len(matches) == 0 {
-		return 0, nil, &apiError{status: http.StatusNotFound}
+		return nil, dialect.Fail(http.StatusNotFound, "")
 	}
-	slices.SortStableFunc(matches, func(a, b Match) int {
-		switch {
-		case a.Similarity > b.Similarity:
-			return -1
-		case a.Similarity < b.Similarity:
-			return 1
-		}
-		return 0
-	})
-	return http.StatusOK, map[string][]Match{"matches": matches}, nil
+	slices.SortStableFunc(matches, func(a, b Match) int { return cmp.Compare(b.Similarity, a.Similarity) })
+	return map[string][]Match{"matches": matches}, nil
 }
 
 // unenroll serves DELETE /users/{id}.
-func (h *handler) unenroll(r *http.Request) (int, any, error) {
-	if err := h.svc.DeletePerson(r.Context(), r.PathValue("id")); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, nil, nil
+func (h *handler) unenroll(r *http.Request) (any, error) {
+	return nil, h.svc.DeletePerson(r.Context(), r.PathValue("id"))
 }
 
 // decodeBody reads the JSON body into v, tolerating a trailing comma.
 func decodeBody(r *http.Request, v any) error {
-	b, err := io.ReadAll(r.Body)
+	b, err := dialect.ReadBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return badRequest(msgTooBig)
-		}
-		return &apiError{status: http.StatusBadRequest, msg: msgJSON, err: err}
+		return err
 	}
 	if err := json.Unmarshal(api.StripTrailingCommas(b), v); err != nil {
 		return badRequest(msgJSON)
@@ -473,20 +339,12 @@ func decodeBody(r *http.Request, v any) error {
 
 // parseThreshold reads the optional percentage.
 func parseThreshold(raw json.RawMessage) (float64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return DefaultThreshold, nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return 0, badRequest(msgThreshold)
-		}
-		s = strings.TrimSpace(str)
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || v < 0 || v > 100 {
+	v, given, err := dialect.Float(raw, 0, 100)
+	if err != nil {
 		return 0, badRequest(msgThreshold)
+	}
+	if !given {
+		return DefaultThreshold, nil
 	}
 	return v, nil
 }
@@ -494,21 +352,12 @@ func parseThreshold(raw json.RawMessage) (float64, error) {
 // decodeFace turns the "face" field into image bytes: base64 (standard or
 // URL-safe, padding optional, line breaks ignored, optionally a data: URI)
 // of a JPEG or PNG of at most MaxImageBytes.
-func decodeFace(f *string) ([]byte, error) {
-	if f == nil || strings.TrimSpace(*f) == "" {
-		return nil, badRequest(msgFaceRequired)
-	}
-	photo, err := api.DecodeBase64Photo(*f, MaxImageBytes)
-	if errors.Is(err, api.ErrPhotoTooLarge) {
-		return nil, badRequest(msgTooBig)
-	}
-	if err != nil {
-		return nil, badRequest(msgEncoding)
-	}
-	if !isJPEG(photo) && !isPNG(photo) {
+func decodeFace(r *http.Request, f string) ([]byte, error) {
+	photo, err := dialect.Photos{MaxBytes: MaxImageBytes}.Read(r.Context(), nil, f)
+	if err == nil && !isJPEG(photo) && !isPNG(photo) {
 		return nil, badRequest(msgFormat)
 	}
-	return photo, nil
+	return photo, err
 }
 
 func isJPEG(b []byte) bool { return len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF }

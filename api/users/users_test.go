@@ -11,20 +11,18 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/image/bmp"
 
-	"github.com/facedhq/faced/api"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
+	"github.com/facedhq/faced/internal/apitest/dialecttest"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -73,17 +71,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	f := apitest.New(t, vision)
-	svc := f.Svc
-	e := &env{svc: svc, read: f.Read, write: f.Write, client: &http.Client{Timeout: time.Minute}}
-	logger := slog.New(slog.DiscardHandler)
-	srv := api.New(api.Config{Service: svc, Logger: logger})
-	srv.Mount("/compat/users", users.New(svc, srv, logger))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e.url = ts.URL
-	e.base = ts.URL + "/compat/users"
-	return e
+	d := dialecttest.Serve(t, apitest.New(t, vision), nil, dialecttest.Mount{Prefix: "/compat/users", New: users.New})
+	return &env{base: d.Base, url: d.Root, svc: d.Svc, read: d.Read, write: d.Write, client: d.Client}
 }
 
 type result struct {
@@ -106,16 +95,8 @@ func (e *env) do(t *testing.T, method, path string, header map[string]string, bo
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{resp.StatusCode, resp.Header, b}
+	r := dialecttest.Send(t, e.client, req)
+	return result{r.Status, r.Header, r.Body}
 }
 
 func jsonHeaders(key string) map[string]string {
@@ -259,18 +240,8 @@ func TestDocumentFlow(t *testing.T) {
 	wantMatch(t, "search after re-enroll", e.do(t, "POST", "/users/search", jsonHeaders(e.write), searchBody(img2, "75.5")), userID, 80)
 }
 
-func greyJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, 320, 240))
-	for i := range img.Pix {
-		img.Pix[i] = 128
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// greyJPEG is a face-less photo.
+var greyJPEG = dialecttest.GreyJPEG
 
 // halfSize decodes a JPEG and shrinks it 2× (nearest neighbour).
 func halfSize(t *testing.T, data []byte) image.Image {
@@ -437,14 +408,9 @@ func TestCrossDialect(t *testing.T) {
 	wantBody(t, "search after unenroll", e.do(t, "POST", "/users/search", jsonHeaders(e.read), searchBody(other, "75.5")), 404, docNotFound)
 }
 
-// busyQueue is a queue that is always full.
-type busyQueue struct{}
-
-func (busyQueue) Acquire(context.Context) (func(), error) { return nil, api.ErrBusy }
-
 func TestBusy(t *testing.T) {
 	e := newEnv(t)
-	ts := httptest.NewServer(users.New(e.svc, busyQueue{}, nil))
+	ts := httptest.NewServer(users.New(e.svc, dialecttest.BusyQueue{}, nil))
 	t.Cleanup(ts.Close)
 	e.base = ts.URL
 	r := e.do(t, "POST", "/users/search", jsonHeaders(e.read), searchBody(photo(t, "img2.jpg"), "80"))

@@ -120,8 +120,9 @@ var rules = []rule{
 	// it out of the binary.
 	importRule("github.com/eclipse/paho.mqtt.golang", "sync", "internal/mqtttest"),
 	// Nothing imports the front ends or the wiring but the command (and
-	// the tests' server set-up, internal/apitest).
-	importRule(module+"/api", "api/*", "cmd/*", "daemon", "internal/apitest"),
+	// the tests' server set-up, internal/apitest and, for the vendor
+	// dialects, internal/apitest/dialecttest).
+	importRule(module+"/api", "api/*", "cmd/*", "daemon", "internal/apitest", "internal/apitest/dialecttest"),
 	importRule(module+"/daemon", "cmd/*", "internal/apitest"),
 }
 

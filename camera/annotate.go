@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"time"
-
-	"gocv.io/x/gocv"
 
 	"github.com/facedhq/faced/face"
 )
@@ -30,27 +26,15 @@ var ErrNoFrame = errors.New("camera: no frame processed yet")
 // drawn on a copy, on request, so watching costs nothing when nobody does.
 func (c *Camera) FrameJPEG() ([]byte, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.shown == nil {
-		c.mu.Unlock()
 		return nil, ErrNoFrame
 	}
-	img := c.shown.img.Mat.Clone()
-	ov := c.overlays
-	c.mu.Unlock()
-	defer img.Close()
-	green, amber := color.RGBA{G: 200, A: 255}, color.RGBA{R: 255, G: 160, A: 255}
-	for _, o := range ov {
-		col := amber
-		if o.label != "" && o.label != "unknown" && o.label != "spoof" {
-			col = green
-		}
-		r := image.Rect(int(o.box.X1), int(o.box.Y1), int(o.box.X2), int(o.box.Y2))
-		gocv.Rectangle(&img, r, col, 2)
-		if o.label != "" {
-			gocv.PutText(&img, o.label, image.Pt(r.Min.X, max(12, r.Min.Y-6)), gocv.FontHersheySimplex, 0.7, col, 2)
-		}
+	marks := make([]face.Mark, len(c.overlays))
+	for i, o := range c.overlays {
+		marks[i] = face.Mark{Box: o.box, Label: o.label, Known: o.label != "" && o.label != "unknown" && o.label != "spoof"}
 	}
-	return face.EncodeJPEG(img, 80)
+	return face.Annotate(c.shown.img, marks, 80)
 }
 
 // frameSignal returns a channel closed at the next processed frame.

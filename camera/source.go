@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"gocv.io/x/gocv"
-
 	"github.com/facedhq/faced/face"
 )
 
@@ -112,11 +110,10 @@ const ffmpegOptions = "rtsp_transport;tcp|timeout;5000000"
 
 var setFFmpegOptions sync.Once
 
-// videoSource reads through OpenCV's VideoCapture.
+// videoSource reads through face.Video (OpenCV's video I/O).
 type videoSource struct {
-	cap  *gocv.VideoCapture
-	lim  face.Limits
-	file bool
+	video *face.Video
+	file  bool
 	// Files are paced to their frame rate, as a camera would deliver them.
 	start    time.Time
 	interval time.Duration
@@ -134,42 +131,24 @@ func openVideo(ctx context.Context, kind sourceKind, target string, lim face.Lim
 			return nil, fmt.Errorf("camera: clip: %w", err)
 		}
 	}
-	var (
-		vc  *gocv.VideoCapture
-		err error
-	)
+	device := -1
+	if kind == kindDevice {
+		if _, err := fmt.Sscanf(target, "/dev/video%d", &device); err != nil || device < 0 {
+			return nil, fmt.Errorf("camera: device %s: want /dev/videoN", target)
+		}
+	}
 	// Opening blocks (up to the socket timeout); the context cannot
 	// interrupt OpenCV, so it is checked before and after.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	switch kind {
-	case kindDevice:
-		var n int
-		if _, err := fmt.Sscanf(target, "/dev/video%d", &n); err != nil {
-			return nil, fmt.Errorf("camera: device %s: want /dev/videoN", target)
-		}
-		vc, err = gocv.VideoCaptureDeviceWithAPI(n, gocv.VideoCaptureV4L2)
-	default:
-		vc, err = gocv.VideoCaptureFileWithAPI(target, gocv.VideoCaptureFFmpeg)
-	}
-	if err != nil || !vc.IsOpened() {
-		// gocv's error text ("Error opening file ... api backend: 1900")
-		// says nothing to an installer.
-		if vc != nil {
-			vc.Close()
-		}
-		return nil, fmt.Errorf("camera: open %s: the stream did not open (unreachable, refused, timed out after 5 s, or not a video)", Redact(target))
-	}
-	w := int(vc.Get(gocv.VideoCaptureFrameWidth))
-	h := int(vc.Get(gocv.VideoCaptureFrameHeight))
-	if err := face.CheckFrameSize(w, h, lim); err != nil {
-		vc.Close()
+	v, err := face.OpenVideo(target, device, lim)
+	if err != nil {
 		return nil, fmt.Errorf("camera: open %s: %w", Redact(target), err)
 	}
-	s := &videoSource{cap: vc, lim: lim, file: kind == kindFile, start: time.Now()}
+	s := &videoSource{video: v, file: kind == kindFile, start: time.Now()}
 	if s.file {
-		fps := vc.Get(gocv.VideoCaptureFPS)
+		fps := v.FPS()
 		if fps <= 0 || fps > 240 {
 			fps = 25
 		}
@@ -195,22 +174,19 @@ func (s *videoSource) Read(ctx context.Context) (*face.Image, error) {
 		}
 		s.n++
 	}
-	mat := gocv.NewMat()
-	if !s.cap.Read(&mat) {
-		mat.Close()
-		if s.file {
-			return nil, ErrEnded
-		}
+	img, err := s.video.Read()
+	switch {
+	case errors.Is(err, face.ErrVideoEnded) && s.file:
+		return nil, ErrEnded
+	case errors.Is(err, face.ErrVideoEnded):
 		return nil, errors.New("camera: the stream stopped")
-	}
-	img, err := face.FrameImage(mat, s.lim)
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("camera: frame: %w", err)
 	}
 	return img, nil
 }
 
-func (s *videoSource) Close() error { return s.cap.Close() }
+func (s *videoSource) Close() error { return s.video.Close() }
 
 // httpSource reads MJPEG (multipart/x-mixed-replace) or polls a JPEG
 // snapshot URL.

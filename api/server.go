@@ -201,7 +201,7 @@ type rawJSON []byte
 var (
 	listParams   = []string{"cursor", "limit"}
 	enrolParams  = []string{"allow_duplicate", "camera_id", "embedding", "galleries", "meta", "mf_selector"}
-	personFields = []string{"email", "external_id", "id", "name", "phone"}
+	personFields = []string{"card_number", "email", "enabled", "external_id", "id", "name", "phone", "valid_from", "valid_until"}
 	// galleryCreateParams are POST /v1/galleries' fields.
 	galleryCreateParams = []string{"meta", "name"}
 )

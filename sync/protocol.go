@@ -156,7 +156,13 @@ type PersonSpec struct {
 	Email      string         `json:"email,omitempty"`
 	Phone      string         `json:"phone,omitempty"`
 	Meta       map[string]any `json:"meta,omitempty"`
-	Faces      []FaceSpec     `json:"faces"`
+	// Access for doors: enabled (absent: true), the validity period
+	// (absent: no bound), the Wiegand card number (decimal digits).
+	Enabled    *bool      `json:"enabled,omitempty"`
+	ValidFrom  *time.Time `json:"valid_from,omitempty"`
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	CardNumber string     `json:"card_number,omitempty"`
+	Faces      []FaceSpec `json:"faces"`
 }
 
 // FaceSpec is one face: an embedding with its embedder id, a photo

@@ -513,8 +513,8 @@ func (cfg Config) Validate() error {
 			bad(field("scopes"), "required (read, write, admin)")
 		}
 		for _, s := range k.Scopes {
-			if !slices.Contains(auth.AllScopes, s) {
-				bad(field("scopes"), "unknown scope %q (want read, write, admin)", s)
+			if _, err := auth.ParseScopes(s); err != nil {
+				bad(field("scopes"), "unknown scope %q (want read, write, admin, or door:<id> / door:*)", s)
 			}
 		}
 	}

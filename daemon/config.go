@@ -97,6 +97,8 @@ type Config struct {
 	Store StoreConfig `yaml:"store"`
 	// Cameras are the video sources the daemon watches (CameraConfig).
 	Cameras []CameraConfig `yaml:"cameras"`
+	// Doors turn decisions into openings (DoorConfig).
+	Doors []DoorConfig `yaml:"doors"`
 }
 
 // StoreConfig is the store's part of the configuration.
@@ -447,6 +449,7 @@ func (cfg Config) Validate() error {
 	cfg.Dialects.validate(cfg.Listen, bad)
 	cfg.Store.Retention.validate(bad)
 	validateCameras(cfg.Cameras, bad)
+	validateDoors(cfg, bad)
 
 	if cfg.API.MaxBodyBytes <= 0 {
 		bad("api.max_body_bytes", "must be positive")

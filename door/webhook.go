@@ -238,7 +238,8 @@ func (w *Webhook) Kind() string { return "webhook" }
 func (w *Webhook) Target() string { return w.target }
 
 // webhookBody is the JSON a receiver gets; see the contract above.
-type webhookBody struct {
+// decisionBody is a decision as webhooks and MQTT send it.
+type decisionBody struct {
 	EventID    uint64   `json:"event_id"`
 	DoorID     string   `json:"door_id"`
 	Decision   string   `json:"decision"`
@@ -266,9 +267,20 @@ func (w *Webhook) Messages(f Firing) ([]store.OutboxMessage, error) {
 	case f.Time.IsZero():
 		return nil, fmt.Errorf("webhook %s: decision has no time", w.target)
 	}
-	body := webhookBody{
+	f.DoorID = w.cfg.DoorID
+	b, err := encodeDecision(f)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", w.target, err)
+	}
+	return []store.OutboxMessage{{Topic: w.target, Payload: b, Delivery: true}}, nil
+}
+
+// encodeDecision is the JSON body of a decision: the webhook contract's
+// fields (event_id, door_id, decision, person_id, time) and the evidence.
+func encodeDecision(f Firing) ([]byte, error) {
+	body := decisionBody{
 		EventID:    f.EventID,
-		DoorID:     w.cfg.DoorID,
+		DoorID:     f.DoorID,
 		Decision:   f.Decision,
 		Opens:      f.Opens(),
 		Time:       f.Time.UTC().Format(time.RFC3339Nano),
@@ -287,9 +299,9 @@ func (w *Webhook) Messages(f Firing) ([]store.OutboxMessage, error) {
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("webhook %s: encode event %d: %w", w.target, f.EventID, err)
+		return nil, fmt.Errorf("encode event %d: %w", f.EventID, err)
 	}
-	return []store.OutboxMessage{{Topic: w.target, Payload: b, Delivery: true}}, nil
+	return b, nil
 }
 
 // Fire implements Output. The message is already queued (Messages, in the

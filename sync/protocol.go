@@ -124,6 +124,10 @@ type MatchEvent struct {
 	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
 	Liveness          *float32 `json:"liveness,omitempty"`
 	Live              *bool    `json:"live,omitempty"`
+	// Set on a door's decision.
+	DoorID   string `json:"door_id,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Operation kinds of gallery operations.

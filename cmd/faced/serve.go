@@ -192,6 +192,7 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 	if d.Cameras != nil {
 		acfg.Cameras = d.Cameras
 	}
+	acfg.Doors = d.Doors
 	srv := api.New(acfg)
 	if d.Cameras != nil {
 		if err := srv.RegisterMetrics(d.Cameras); err != nil {

@@ -7,6 +7,7 @@ require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/goreleaser/nfpm/v2 v2.48.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/warthog618/go-gpiocdev v0.9.1
 	github.com/yalue/onnxruntime_go v1.27.0
 	go.etcd.io/bbolt v1.4.3
 	gocv.io/x/gocv v0.31.0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -289,6 +290,22 @@ func (d *Daemon) openDoors(ctx context.Context, opts Options, syncCfg fleetsync.
 	}
 	d.Doors = c
 	d.stopDoors = func() { stop(); wg.Wait(); c.Close() }
+	if d.Sync != nil {
+		d.Sync.SetDoorStatus(func() []fleetsync.DoorInfo {
+			var out []fleetsync.DoorInfo
+			for _, dr := range c.Doors() {
+				s := dr.Status(time.Now())
+				info := fleetsync.DoorInfo{ID: s.ID, Healthy: s.Healthy}
+				for _, o := range s.Outputs {
+					if o.Error != "" {
+						info.Error = strings.TrimPrefix(info.Error+"; ", "; ") + o.Kind + ": " + o.Error
+					}
+				}
+				out = append(out, info)
+			}
+			return out
+		})
+	}
 	if d.Cameras != nil {
 		d.Cameras.OnDecision(func(ctx context.Context, cameraID string, cd camera.Decision) {
 			b := cd.Best.Box

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -350,4 +352,33 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+var (
+	descHealthy = prometheus.NewDesc("faced_door_healthy",
+		"1 while every output of the door can be driven, else 0.", []string{"door"}, nil)
+	descDecisions = prometheus.NewDesc("faced_door_decisions_total",
+		"Decisions recorded at the door, by decision (granted, denied_..., manual_open).", []string{"door", "decision"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Controller) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descHealthy
+	ch <- descDecisions
+}
+
+// Collect implements prometheus.Collector.
+func (c *Controller) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, d := range c.doors {
+		s := d.Status(now)
+		healthy := 0.0
+		if s.Healthy {
+			healthy = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy, s.ID)
+		for decision, n := range s.Decisions {
+			ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(n), s.ID, decision)
+		}
+	}
 }

@@ -224,8 +224,8 @@ func TestDecideScenarios(t *testing.T) {
 		door, photo, want string
 	}{
 		{"night", "deepface/img2.jpg", door.DeniedSchedule},
-		{"front", "deepface/img39.jpg", door.DeniedExpired},  // former, valid_until passed
-		{"front", "deepface/img17.jpg", door.DeniedUnknown},  // never enrolled
+		{"front", "deepface/img39.jpg", door.DeniedExpired},            // former, valid_until passed
+		{"front", "deepface/img17.jpg", door.DeniedUnknown},            // never enrolled
 		{"front", "nuaa/nuaa-0001_00_00_01_0_F.jpg", door.DeniedSpoof}, // a printed photo
 	} {
 		res := f.decide(t, c.door, c.photo)

@@ -1,10 +1,16 @@
-// Package door turns recognitions into access decisions: a door's rules
-// (galleries, weekly schedule, liveness) applied to a person's validity,
-// and the Wiegand frames a reader sends an access panel.
+// Package door turns recognitions into access decisions and drives the
+// outputs that open a door or turnstile.
 //
-// It is the first part of the doors layer (issue 14): the outputs (GPIO
-// relay, Wiegand line, signed webhook, MQTT), the doors: configuration
-// and the /v1/doors API build on it.
+// A door's Rules (galleries, weekly schedule, liveness) apply to the
+// matched person's access (enabled, validity, card number); the
+// Controller takes decisions from cameras and from photos, applies each
+// person's cooldown, records every decision as an event, and fires the
+// door's outputs: a GPIO relay pulse (Relay), a Wiegand 26/34 frame to an
+// access panel (WiegandOut), a signed webhook (Webhook) and an MQTT
+// message (MQTT). Queued outputs (webhook, MQTT) store their message in
+// the decision's transaction, so a receiver that is down loses nothing;
+// the others act at once and in the background, so one output failing
+// never holds up another, nor recognition.
 package door
 
 import (

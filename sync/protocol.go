@@ -65,6 +65,15 @@ type Status struct {
 	Galleries   map[string]uint64 `json:"galleries,omitempty"` // gallery → last applied revision
 	Outbox      *OutboxInfo       `json:"outbox,omitempty"`
 	Cameras     []CameraInfo      `json:"cameras,omitempty"`
+	Doors       []DoorInfo        `json:"doors,omitempty"`
+}
+
+// DoorInfo is a door's health in the status: Error names the outputs that
+// cannot be driven.
+type DoorInfo struct {
+	ID      string `json:"id"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
 }
 
 // CameraEvent is published at <prefix>/<device>/cameras, through the

@@ -38,6 +38,12 @@ type EventJSON struct {
 	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
 	Liveness          *float32 `json:"liveness,omitempty"`
 	Live              *bool    `json:"live,omitempty"`
+	// A door's decision adds the door, the decision and why (and, for a
+	// manual opening, the key that asked).
+	DoorID   string `json:"door_id,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	KeyID    string `json:"key_id,omitempty"`
 }
 
 func eventJSON(e store.Event) EventJSON {
@@ -51,6 +57,9 @@ func eventJSON(e store.Event) EventJSON {
 		out.PersonID, out.FaceID = &e.PersonID, e.FaceID
 	} else {
 		out.CandidatePersonID, out.CandidateFaceID = e.PersonID, e.FaceID
+	}
+	if d := e.Door; d != nil {
+		out.DoorID, out.Decision, out.Reason, out.KeyID = d.DoorID, d.Decision, d.Reason, d.KeyID
 	}
 	if t := e.Track; t != nil {
 		ms := t.Latency.Milliseconds()
@@ -70,13 +79,16 @@ func (s *Server) listEvents(r *http.Request, svc *service.Service) (response, er
 	}
 	query := r.URL.Query()
 	eq := store.EventQuery{PersonID: query.Get("person_id"), Cursor: o.Cursor, Limit: o.Limit}
-	for _, v := range query["camera_id"] {
-		for _, c := range strings.Split(v, ",") {
-			if c = strings.TrimSpace(c); c != "" {
-				eq.CameraIDs = append(eq.CameraIDs, c)
+	for param, dst := range map[string]*[]string{"camera_id": &eq.CameraIDs, "door_id": &eq.DoorIDs} {
+		for _, v := range query[param] {
+			for _, c := range strings.Split(v, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					*dst = append(*dst, c)
+				}
 			}
 		}
 	}
+	eq.Decision = query.Get("decision")
 	for name, dst := range map[string]*time.Time{"from": &eq.From, "to": &eq.To} {
 		if v := query.Get(name); v != "" {
 			if *dst, err = time.Parse(time.RFC3339, v); err != nil {

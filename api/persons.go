@@ -181,6 +181,34 @@ func enrolPhotos(q *request) ([][]byte, error) {
 	return photos, nil
 }
 
+// accessFields reads a new person's door access: enabled (default true),
+// valid_from and valid_until (RFC 3339), card_number.
+func accessFields(q *request, p *store.Person) error {
+	if v := q.str("enabled"); v != "" {
+		enabled, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest("invalid", "enabled must be true or false")
+		}
+		p.Disabled = !enabled
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"valid_from", &p.ValidFrom}, {"valid_until", &p.ValidUntil}} {
+		v := q.str(f.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return badRequest("invalid", fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-12-31T18:00:00+01:00", f.name, v))
+		}
+		*f.dst = t
+	}
+	p.CardNumber = q.str("card_number")
+	return nil
+}
+
 // fromEvent reads from_event: the id of an event whose kept face crop
 // enrols the person instead of a photo (0 when absent).
 func fromEvent(q *request) (uint64, error) {
@@ -235,6 +263,9 @@ func (s *Server) createPerson(r *http.Request, q *request, svc *service.Service)
 	withEmbedding, err := q.boolean("embedding")
 	if err == nil {
 		req.Person.Meta, err = parseMeta(q.str("meta"))
+	}
+	if err == nil {
+		err = accessFields(q, &req.Person)
 	}
 	if err == nil {
 		req.Selector, err = enrolSelector(q)
@@ -363,6 +394,41 @@ func patchString(obj map[string]json.RawMessage, key string) (v string, given bo
 	return v, true, nil
 }
 
+// patchBool reads a boolean field of a patch; null means true for
+// "enabled", the default.
+func patchBool(obj map[string]json.RawMessage, key string) (v, given bool, err error) {
+	raw, ok := obj[key]
+	if !ok {
+		return false, false, nil
+	}
+	if isNull(raw) {
+		return true, true, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false, false, badRequest("invalid", fmt.Sprintf("%s must be true, false or null", key))
+	}
+	return v, true, nil
+}
+
+// patchTime reads an RFC 3339 time of a patch; null clears it (no bound).
+func patchTime(obj map[string]json.RawMessage, key string) (t time.Time, given bool, err error) {
+	raw, ok := obj[key]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	if isNull(raw) {
+		return time.Time{}, true, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		t, err = time.Parse(time.RFC3339, s)
+		if err == nil {
+			return t, true, nil
+		}
+	}
+	return time.Time{}, false, badRequest("invalid", fmt.Sprintf("%s must be an RFC 3339 time (such as 2026-12-31T18:00:00+01:00) or null", key))
+}
+
 // patchMeta reads the meta field of a patch: an object replaces the
 // metadata, null clears it.
 func patchMeta(obj map[string]json.RawMessage) (m store.Metadata, given bool, err error) {
@@ -387,7 +453,7 @@ func patchMeta(obj map[string]json.RawMessage) (m store.Metadata, given bool, er
 // fields are kept.
 func (s *Server) updatePerson(r *http.Request, svc *service.Service) (response, error) {
 	id := r.PathValue("id")
-	obj, err := decodePatch(r, "id", "external_id", "name", "email", "phone", "meta")
+	obj, err := decodePatch(r, "id", "external_id", "name", "email", "phone", "meta", "enabled", "valid_from", "valid_until", "card_number")
 	if err != nil {
 		return response{}, err
 	}
@@ -398,7 +464,7 @@ func (s *Server) updatePerson(r *http.Request, svc *service.Service) (response, 
 		v     string
 		given bool
 	}
-	fields := map[string]*field{"external_id": {}, "name": {}, "email": {}, "phone": {}}
+	fields := map[string]*field{"external_id": {}, "name": {}, "email": {}, "phone": {}, "card_number": {}}
 	for k, f := range fields {
 		if f.v, f.given, err = patchString(obj, k); err != nil {
 			return response{}, err
@@ -408,14 +474,35 @@ func (s *Server) updatePerson(r *http.Request, svc *service.Service) (response, 
 	if err != nil {
 		return response{}, err
 	}
+	enabled, enabledGiven, err := patchBool(obj, "enabled")
+	if err != nil {
+		return response{}, err
+	}
+	validFrom, fromGiven, err := patchTime(obj, "valid_from")
+	if err != nil {
+		return response{}, err
+	}
+	validUntil, untilGiven, err := patchTime(obj, "valid_until")
+	if err != nil {
+		return response{}, err
+	}
 	p, err := svc.UpdatePerson(r.Context(), id, func(p *store.Person) error {
-		for k, dst := range map[string]*string{"external_id": &p.ExternalID, "name": &p.Name, "email": &p.Email, "phone": &p.Phone} {
+		for k, dst := range map[string]*string{"external_id": &p.ExternalID, "name": &p.Name, "email": &p.Email, "phone": &p.Phone, "card_number": &p.CardNumber} {
 			if f := fields[k]; f.given {
 				*dst = f.v
 			}
 		}
 		if metaGiven {
 			p.Meta = meta
+		}
+		if enabledGiven {
+			p.Disabled = !enabled
+		}
+		if fromGiven {
+			p.ValidFrom = validFrom
+		}
+		if untilGiven {
+			p.ValidUntil = validUntil
 		}
 		return nil
 	})

@@ -19,13 +19,25 @@ type PersonJSON struct {
 	Email      string         `json:"email,omitempty"`
 	Phone      string         `json:"phone,omitempty"`
 	Meta       store.Metadata `json:"meta,omitempty"`
-	CreatedAt  time.Time      `json:"created_at"`
-	UpdatedAt  time.Time      `json:"updated_at"`
+	// Access, for doors.
+	Enabled    bool       `json:"enabled"`
+	ValidFrom  *time.Time `json:"valid_from,omitempty"`
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	CardNumber string     `json:"card_number,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 func personJSON(p store.Person) PersonJSON {
-	return PersonJSON{ID: p.ID, ExternalID: p.ExternalID, Name: p.Name, Email: p.Email, Phone: p.Phone,
-		Meta: p.Meta, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+	out := PersonJSON{ID: p.ID, ExternalID: p.ExternalID, Name: p.Name, Email: p.Email, Phone: p.Phone,
+		Meta: p.Meta, Enabled: !p.Disabled, CardNumber: p.CardNumber, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+	if !p.ValidFrom.IsZero() {
+		out.ValidFrom = &p.ValidFrom
+	}
+	if !p.ValidUntil.IsZero() {
+		out.ValidUntil = &p.ValidUntil
+	}
+	return out
 }
 
 // device: GET /v1/device — version, backend, models and index size.

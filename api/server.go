@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/facedhq/faced/auth"
+	"github.com/facedhq/faced/door"
 	"github.com/facedhq/faced/service"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	Fetch FetchConfig
 	// Cameras are the watched cameras (nil: none).
 	Cameras Cameras
+	// Doors decides at the configured doors (nil: none).
+	Doors *door.Controller
 }
 
 // FetchConfig allows photos given as http(s) URLs. Edge devices must not
@@ -201,7 +204,7 @@ type rawJSON []byte
 var (
 	listParams   = []string{"cursor", "limit"}
 	enrolParams  = []string{"allow_duplicate", "camera_id", "embedding", "galleries", "meta", "mf_selector"}
-	personFields = []string{"email", "external_id", "id", "name", "phone"}
+	personFields = []string{"card_number", "email", "enabled", "external_id", "id", "name", "phone", "valid_from", "valid_until"}
 	// galleryCreateParams are POST /v1/galleries' fields.
 	galleryCreateParams = []string{"meta", "name"}
 )
@@ -232,8 +235,8 @@ func (s *Server) routes() []route {
 		plain("GET /v1/galleries", auth.ScopeRead, s.listGalleries, listParams...),
 		plain("POST /v1/galleries", auth.ScopeWrite, s.createGallery, galleryCreateParams...),
 		plain("DELETE /v1/galleries/{name}", auth.ScopeWrite, s.deleteGallery, "with_faces"),
-		plain("GET /v1/events", auth.ScopeRead, s.listEvents, slices.Concat(listParams, []string{"camera_id", "from", "matched", "person_id", "to"})...),
-	}, s.cameraRoutes()...)
+		plain("GET /v1/events", auth.ScopeRead, s.listEvents, slices.Concat(listParams, []string{"camera_id", "decision", "door_id", "from", "matched", "person_id", "to"})...),
+	}, slices.Concat(s.cameraRoutes(), s.doorRoutes())...)
 }
 
 // Routes lists the served patterns ("METHOD /path"), for the OpenAPI check.
@@ -355,8 +358,12 @@ func (s *Server) wrap(rt route) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		if rt.scope != "" {
-			if _, err := svc.Authenticate(ctx, requestToken(r), rt.scope); err != nil {
+		scope := rt.scope
+		if scope == doorScope {
+			scope = auth.DoorScope(r.PathValue("id"))
+		}
+		if scope != "" {
+			if _, err := svc.Authenticate(ctx, requestToken(r), scope); err != nil {
 				writeProblem(w, r, err)
 				return
 			}

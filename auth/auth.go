@@ -30,6 +30,33 @@ const (
 // AllScopes lists the scopes in increasing power.
 var AllScopes = []string{ScopeRead, ScopeWrite, ScopeAdmin}
 
+// Door scopes let a key ask a door to decide (POST /v1/doors/{id}/decide):
+// "door:<id>" for one door, "door:*" for every door. They stand apart from
+// the ranked scopes: a door controller's key holds read and its door's
+// scope, so a stolen key opens that door at most; admin may decide at
+// every door.
+const doorScopePrefix = "door:"
+
+// DoorScope is the scope a key needs to decide at door id.
+func DoorScope(id string) string { return doorScopePrefix + id }
+
+func validDoorScope(sc string) bool {
+	id, ok := strings.CutPrefix(sc, doorScopePrefix)
+	if !ok || id == "" || len(id) > 64 {
+		return false
+	}
+	if id == "*" {
+		return true
+	}
+	for i, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '.' || r == '_' || r == '-'))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrMalformed reports a token that is not "<id>.<secret>".
 var ErrMalformed = errors.New("auth: malformed API key")
 
@@ -97,8 +124,8 @@ func ParseScopes(s string) ([]string, error) {
 		if sc == "" {
 			continue
 		}
-		if !slices.Contains(AllScopes, sc) {
-			return nil, fmt.Errorf("auth: unknown scope %q (want read, write, admin)", sc)
+		if !slices.Contains(AllScopes, sc) && !validDoorScope(sc) {
+			return nil, fmt.Errorf("auth: unknown scope %q (want read, write, admin, or door:<id> / door:* to decide at doors)", sc)
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
@@ -112,6 +139,9 @@ func ParseScopes(s string) ([]string, error) {
 
 // Allows reports whether a key holding scopes may do what need requires.
 func Allows(scopes []string, need string) bool {
+	if strings.HasPrefix(need, doorScopePrefix) {
+		return slices.Contains(scopes, need) || slices.Contains(scopes, doorScopePrefix+"*") || slices.Contains(scopes, ScopeAdmin)
+	}
 	rank := func(s string) int { return slices.Index(AllScopes, s) }
 	for _, s := range scopes {
 		if rank(s) >= rank(need) && rank(need) >= 0 {

@@ -65,3 +65,30 @@ func TestScopes(t *testing.T) {
 		}
 	}
 }
+
+func TestDoorScopes(t *testing.T) {
+	for _, c := range []struct {
+		scopes []string
+		need   string
+		want   bool
+	}{
+		{[]string{"read", "door:front"}, DoorScope("front"), true},
+		{[]string{"read", "door:front"}, DoorScope("back"), false},
+		{[]string{"door:*"}, DoorScope("back"), true},
+		{[]string{"admin"}, DoorScope("back"), true},
+		{[]string{"write"}, DoorScope("back"), false},
+		{[]string{"door:front"}, ScopeRead, false},
+	} {
+		if got := Allows(c.scopes, c.need); got != c.want {
+			t.Errorf("Allows(%v, %q) = %v, want %v", c.scopes, c.need, got, c.want)
+		}
+	}
+	if s, err := ParseScopes("read,door:front,door:*"); err != nil || len(s) != 3 {
+		t.Errorf("ParseScopes with door scopes = %v, %v", s, err)
+	}
+	for _, bad := range []string{"door:", "door:front door", "door:-x", "doors:front"} {
+		if _, err := ParseScopes(bad); err == nil {
+			t.Errorf("ParseScopes(%q) accepted", bad)
+		}
+	}
+}

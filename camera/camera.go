@@ -135,8 +135,9 @@ type Camera struct {
 	log    *slog.Logger
 	policy Policy
 	client *http.Client
-	// decided observes each decision (metrics); may be nil.
-	decided func(Decision)
+	// decided observes each recorded decision (metrics, doors); may be
+	// nil.
+	decided func(ctx context.Context, d Decision)
 	// stateChanged observes state changes; may be nil.
 	stateChanged func(id, state, errText string)
 
@@ -504,7 +505,7 @@ func (c *Camera) record(ctx context.Context, tk *Track, d Decision) {
 	c.st.decisions++
 	c.mu.Unlock()
 	if c.decided != nil {
-		c.decided(d)
+		c.decided(ctx, d)
 	}
 }
 

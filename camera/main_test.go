@@ -2,13 +2,13 @@ package camera_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/testenv"
+	"github.com/facedhq/faced/internal/visiontest"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -17,13 +17,7 @@ import (
 var vision *daemon.Vision
 
 func TestMain(m *testing.M) {
-	cfg := daemon.DefaultVision()
-	cfg.Attributes = false
-	var err error
-	if vision, err = daemon.OpenVision(context.Background(), cfg); err != nil {
-		fmt.Println("load models:", err, "(run make deps)")
-		os.Exit(1)
-	}
+	vision = visiontest.Load()
 	code := m.Run()
 	vision.Close()
 	os.Exit(code)

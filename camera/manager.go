@@ -16,6 +16,14 @@ type Manager struct {
 	cams    []*Camera
 	byID    map[string]*Camera
 	latency *prometheus.HistogramVec
+	// onDecision is told every recorded decision (doors act on them).
+	onDecision func(ctx context.Context, cameraID string, d Decision)
+}
+
+// OnDecision makes fn hear every decision the cameras record, after its
+// event is stored (a door acts on it). Call it before Run.
+func (m *Manager) OnDecision(fn func(ctx context.Context, cameraID string, d Decision)) {
+	m.onDecision = fn
 }
 
 // NewManager checks and prepares the cameras; Run starts them. onState,
@@ -42,8 +50,13 @@ func NewManager(cfgs []Config, rec Recognizer, log *slog.Logger, onState func(id
 		if err != nil {
 			return nil, err
 		}
-		obs := m.latency.WithLabelValues(cfg.ID)
-		c.decided = func(d Decision) { obs.Observe(d.Latency.Seconds()) }
+		obs, id := m.latency.WithLabelValues(cfg.ID), cfg.ID
+		c.decided = func(ctx context.Context, d Decision) {
+			obs.Observe(d.Latency.Seconds())
+			if m.onDecision != nil {
+				m.onDecision(ctx, id, d)
+			}
+		}
 		c.stateChanged = onState
 		m.cams = append(m.cams, c)
 		m.byID[cfg.ID] = c

@@ -97,6 +97,8 @@ type Config struct {
 	Store StoreConfig `yaml:"store"`
 	// Cameras are the video sources the daemon watches (CameraConfig).
 	Cameras []CameraConfig `yaml:"cameras"`
+	// Doors turn decisions into openings (DoorConfig).
+	Doors []DoorConfig `yaml:"doors"`
 }
 
 // StoreConfig is the store's part of the configuration.
@@ -447,6 +449,7 @@ func (cfg Config) Validate() error {
 	cfg.Dialects.validate(cfg.Listen, bad)
 	cfg.Store.Retention.validate(bad)
 	validateCameras(cfg.Cameras, bad)
+	validateDoors(cfg, bad)
 
 	if cfg.API.MaxBodyBytes <= 0 {
 		bad("api.max_body_bytes", "must be positive")
@@ -513,8 +516,8 @@ func (cfg Config) Validate() error {
 			bad(field("scopes"), "required (read, write, admin)")
 		}
 		for _, s := range k.Scopes {
-			if !slices.Contains(auth.AllScopes, s) {
-				bad(field("scopes"), "unknown scope %q (want read, write, admin)", s)
+			if _, err := auth.ParseScopes(s); err != nil {
+				bad(field("scopes"), "unknown scope %q (want read, write, admin, or door:<id> / door:*)", s)
 			}
 		}
 	}

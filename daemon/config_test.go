@@ -129,6 +129,23 @@ cameras:
     require_liveness: false
     keep_crops: true
     repeat_after: 1m
+doors:
+  - id: front
+    cameras: [door-cam]
+    galleries: [staff]
+    schedule:
+      timezone: Europe/Berlin
+      weekly:
+        - {days: [mon-fri], from: "07:00", to: "19:00"}
+      holidays: ["2026-12-25"]
+    require_liveness: true
+    threshold: strict
+    cooldown: 10s
+    outputs:
+      - {type: gpio, chip: gpiochip0, line: 17, pulse: 2s}
+      - {type: wiegand, chip: gpiochip0, d0: 22, d1: 23, format: 26, facility: 18, pulse_width: 80us, interval: 2ms}
+      - {type: webhook, url: "https://panel.example.internal/faced", secret: "a-long-enough-shared-secret"}
+      - {type: mqtt}
 `
 
 func TestLoadConfigFull(t *testing.T) {
@@ -167,6 +184,18 @@ func TestLoadConfigFull(t *testing.T) {
 			ID: "door-cam", URL: "rtsp://admin:pw@10.0.0.7/stream1", FPS: 8, ROI: &ROIConfig{X: 0.1, W: 0.8, H: 1},
 			MinFacePx: 60, Galleries: []string{"staff"}, Threshold: "strict", RequireLiveness: new(false),
 			KeepCrops: true, RepeatAfter: time.Minute,
+		}},
+		Doors: []DoorConfig{{
+			ID: "front", Cameras: []string{"door-cam"}, Galleries: []string{"staff"},
+			Schedule: &ScheduleConfig{TimeZone: "Europe/Berlin", Weekly: []WindowConfig{{Days: []string{"mon-fri"}, From: "07:00", To: "19:00"}},
+				Holidays: []string{"2026-12-25"}},
+			RequireLiveness: new(true), Threshold: "strict", Cooldown: 10 * time.Second,
+			Outputs: []OutputConfig{
+				{Type: "gpio", Chip: "gpiochip0", Line: new(17), Pulse: 2 * time.Second},
+				{Type: "wiegand", Chip: "gpiochip0", D0: new(22), D1: new(23), Format: 26, Facility: 18, PulseWidth: 80 * time.Microsecond, Interval: 2 * time.Millisecond},
+				{Type: "webhook", URL: "https://panel.example.internal/faced", Secret: "a-long-enough-shared-secret"},
+				{Type: "mqtt"},
+			},
 		}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -355,6 +384,25 @@ func TestValidateNamesTheField(t *testing.T) {
 			c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1", ROI: &ROIConfig{X: 0.5, W: 0.8, H: 1}}}
 		}, "config: cameras[0].roi:"},
 		{"cameras[0].threshold", func(c *Config) { c.Cameras = []CameraConfig{{ID: "a", URL: "rtsp://cam/1", Threshold: "loose"}} }, "config: cameras[0].threshold:"},
+		{"doors[0].cameras[0]", func(c *Config) {
+			c.Doors = []DoorConfig{{ID: "front", Cameras: []string{"nope"}, Outputs: []OutputConfig{{Type: "gpio", Chip: "gpiochip0", Line: new(1)}}}}
+		}, `config: doors[0].cameras[0]: unknown camera "nope"`},
+		{"doors[0].outputs[1].d0", func(c *Config) {
+			c.Doors = []DoorConfig{{ID: "front", Outputs: []OutputConfig{
+				{Type: "gpio", Chip: "gpiochip0", Line: new(17)},
+				{Type: "wiegand", Chip: "gpiochip0", D0: new(17), D1: new(18), Format: 26},
+			}}}
+		}, "config: doors[0].outputs[1].d0: line 17 of gpiochip0 is already used by doors[0].outputs[0].line"},
+		{"doors[0]", func(c *Config) {
+			c.Doors = []DoorConfig{{ID: "front", Schedule: &ScheduleConfig{Weekly: []WindowConfig{{Days: []string{"mon"}, From: "19:00", To: "07:00"}}},
+				Outputs: []OutputConfig{{Type: "gpio", Chip: "gpiochip0", Line: new(1)}}}}
+		}, "config: doors[0]: schedule.weekly[0]: to 07:00 is not after from 19:00"},
+		{"doors[0].outputs[0].secret", func(c *Config) {
+			c.Doors = []DoorConfig{{ID: "front", Outputs: []OutputConfig{{Type: "webhook", URL: "https://x.example/h", Secret: "short"}}}}
+		}, "config: doors[0].outputs[0].secret: required, at least 16 characters"},
+		{"doors[0].outputs[0]", func(c *Config) {
+			c.Doors = []DoorConfig{{ID: "front", Outputs: []OutputConfig{{Type: "mqtt"}}}}
+		}, "config: doors[0].outputs[0]: an mqtt output needs fleet sync: set mqtt.url"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			cfg := DefaultConfig()

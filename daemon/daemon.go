@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/facedhq/faced/camera"
+	"github.com/facedhq/faced/door"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 	fleetsync "github.com/facedhq/faced/sync"
@@ -35,6 +36,9 @@ type Daemon struct {
 	// Cameras watches the configured cameras (nil when there are none).
 	Cameras     *camera.Manager
 	stopCameras func()
+	// Doors decides at the configured doors (nil when there are none).
+	Doors     *door.Controller
+	stopDoors func()
 }
 
 // Options are what Open sets up.
@@ -52,6 +56,12 @@ type Options struct {
 	Retention RetentionConfig
 	// Cameras to watch (Config.CameraConfigs).
 	Cameras []camera.Config
+	// Doors and the default threshold their entries fall back on.
+	Doors            []DoorConfig
+	DefaultThreshold service.Threshold
+	// GPIO opens the doors' relay and Wiegand lines; nil is the Linux
+	// GPIO character device (tests pass a fake).
+	GPIO door.Chip
 }
 
 // Options gathers what Open needs from the configuration, which must have
@@ -59,7 +69,7 @@ type Options struct {
 func (cfg Config) Options(version string) Options {
 	cams, _ := cfg.CameraConfigs() // checked by Validate
 	return Options{DataDir: cfg.DataDir, Vision: cfg.Vision, Service: cfg.ServiceConfig(), MQTT: cfg.MQTT, Version: version,
-		Retention: cfg.Store.Retention, Cameras: cams}
+		Retention: cfg.Store.Retention, Cameras: cams, Doors: cfg.Doors, DefaultThreshold: cfg.ServiceConfig().Threshold}
 }
 
 // Open loads the models and opens the store at the same time (each takes
@@ -144,6 +154,15 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Daemon, erro
 		if d.Sync != nil {
 			d.Sync.SetCameraStatus(d.cameraInfo)
 		}
+	}
+	// Doors before the cameras run, so that no decision goes unheard.
+	if len(opts.Doors) > 0 {
+		if err := d.openDoors(ctx, opts, syncCfg, logger); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+	}
+	if d.Cameras != nil {
 		// Not ctx: cameras run until Close, which decides their open
 		// tracks before the store closes.
 		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -170,6 +189,9 @@ func (d *Daemon) Close() error {
 	var errs []error
 	if d.stopCameras != nil {
 		d.stopCameras()
+	}
+	if d.stopDoors != nil {
+		d.stopDoors()
 	}
 	if d.stopReembed != nil {
 		d.stopReembed()

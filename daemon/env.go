@@ -26,7 +26,7 @@ const EnvPrefix = "FACED_"
 // Values are written as on the command line: numbers, true/false, Go
 // durations ("30s"), lists comma-separated ("a.example,b.example:8080";
 // empty: an empty list). A variable that is set counts, even empty.
-// Lists of structs (keys, cameras) are not settable from the environment: use the
+// Lists of structs (keys, cameras, doors) are not settable from the environment: use the
 // file. Every nested section added to Config gets its variables the same
 // way, with no change here.
 //

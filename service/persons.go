@@ -363,10 +363,36 @@ func (s *Service) DeleteGallery(ctx context.Context, name string, withFaces bool
 
 // RecordEvent stores a match event.
 func (s *Service) RecordEvent(ctx context.Context, e store.Event, snapshot []byte) (store.Event, error) {
+	return s.RecordEventWith(ctx, e, snapshot, nil)
+}
+
+// RecordEventWith stores an event like RecordEvent, and queues more's
+// messages (a door's webhook deliveries and MQTT messages) in the same
+// transaction as the event and its sync message.
+func (s *Service) RecordEventWith(ctx context.Context, e store.Event, snapshot []byte, more store.EventQueue) (store.Event, error) {
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
 	}
-	return s.store.AddEvent(ctx, e, snapshot, s.cfg.EventQueue)
+	queue := s.cfg.EventQueue
+	if more != nil {
+		base := queue
+		queue = func(e store.Event) ([]store.OutboxMessage, error) {
+			var out []store.OutboxMessage
+			if base != nil {
+				msgs, err := base(e)
+				if err != nil {
+					return nil, err
+				}
+				out = msgs
+			}
+			msgs, err := more(e)
+			if err != nil {
+				return nil, err
+			}
+			return append(out, msgs...), nil
+		}
+	}
+	return s.store.AddEvent(ctx, e, snapshot, queue)
 }
 
 // ListEvents searches the event history (person, cameras, time range,

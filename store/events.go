@@ -33,6 +33,16 @@ type Event struct {
 	HasSnapshot bool
 	// Track is set on the one event a camera records per tracked face.
 	Track *TrackDecision
+	// Door is set on a door's access decision.
+	Door *DoorDecision
+}
+
+// DoorDecision is what a door's access decision adds to its event.
+type DoorDecision struct {
+	DoorID   string
+	Decision string // granted, denied_..., manual_open
+	Reason   string
+	KeyID    string // manual_open: the key that asked
 }
 
 // TrackDecision is what a camera's decision adds to its event: the track it
@@ -54,10 +64,14 @@ type TrackDecision struct {
 type EventQuery struct {
 	PersonID  string
 	CameraIDs []string
-	From, To  time.Time
-	Matched   *bool
-	Cursor    string
-	Limit     int
+	// DoorIDs and Decision, when set, keep doors' decisions: of any of
+	// those doors, with that decision.
+	DoorIDs  []string
+	Decision string
+	From, To time.Time
+	Matched  *bool
+	Cursor   string
+	Limit    int
 }
 
 // Events are keyed by time then id, both big-endian, so a time range is one
@@ -86,6 +100,7 @@ const (
 	flagTrack       = 1 << 2 // a track section follows the metadata
 	flagLiveness    = 1 << 3 // the track section holds a liveness score
 	flagLive        = 1 << 4
+	flagDoor        = 1 << 5 // a door section follows the track section
 )
 
 // Event record (after the format byte): camera, person, face id uvarint,
@@ -93,7 +108,8 @@ const (
 // flagTrack the track section: track id uvarint, latency ms uvarint, and
 // with flagLiveness the score f32. Time and id are in the key. Records
 // written before the track section existed have no flagTrack and decode
-// unchanged.
+// unchanged. With flagDoor, the door section follows: door id, decision,
+// reason, key id.
 func encodeEvent(e *Event) ([]byte, error) {
 	meta, err := encodeMeta(e.Meta)
 	if err != nil {
@@ -122,6 +138,9 @@ func encodeEvent(e *Event) ([]byte, error) {
 			flags |= flagLive
 		}
 	}
+	if e.Door != nil {
+		flags |= flagDoor
+	}
 	enc.byte1(flags)
 	enc.box(e.Box)
 	enc.bytes(meta)
@@ -131,6 +150,12 @@ func encodeEvent(e *Event) ([]byte, error) {
 		if t.Liveness != nil {
 			enc.f32(*t.Liveness)
 		}
+	}
+	if d := e.Door; d != nil {
+		enc.str(d.DoorID)
+		enc.str(d.Decision)
+		enc.str(d.Reason)
+		enc.str(d.KeyID)
 	}
 	return enc.b, nil
 }
@@ -161,6 +186,9 @@ func decodeEvent(key, v []byte) (Event, error) {
 		}
 		e.Track = t
 	}
+	if flags&flagDoor != 0 {
+		e.Door = &DoorDecision{DoorID: d.str(), Decision: d.str(), Reason: d.str(), KeyID: d.str()}
+	}
 	if d.err != nil {
 		return Event{}, fmt.Errorf("%w: event %d: %v", ErrCorrupt, e.ID, d.err)
 	}
@@ -190,6 +218,16 @@ func checkEvent(e *Event, snapshot []byte) error {
 	}
 	if t := e.Track; t != nil && (t.Latency < 0 || (t.Liveness != nil && !finite(*t.Liveness))) {
 		return fmt.Errorf("%w: track decision has a negative latency or a NaN liveness", ErrInvalid)
+	}
+	if d := e.Door; d != nil {
+		if err := checkIDText("door id", d.DoorID, maxIDLen); err != nil || d.DoorID == "" {
+			return fmt.Errorf("%w: door decision without a valid door id", ErrInvalid)
+		}
+		for _, f := range []struct{ what, s string }{{"decision", d.Decision}, {"reason", d.Reason}, {"key id", d.KeyID}} {
+			if err := checkText(f.what, f.s, maxTextLen); err != nil {
+				return err
+			}
+		}
 	}
 	if len(snapshot) > MaxImageBytes {
 		return fmt.Errorf("%w: snapshot is %d bytes, limit %d", ErrInvalid, len(snapshot), MaxImageBytes)
@@ -393,6 +431,11 @@ func (db *DB) ListEvents(ctx context.Context, q EventQuery) (Page[Event], error)
 				continue
 			}
 			if len(q.CameraIDs) > 0 && !slices.Contains(q.CameraIDs, e.CameraID) {
+				continue
+			}
+			if (len(q.DoorIDs) > 0 || q.Decision != "") && (e.Door == nil ||
+				(len(q.DoorIDs) > 0 && !slices.Contains(q.DoorIDs, e.Door.DoorID)) ||
+				(q.Decision != "" && e.Door.Decision != q.Decision)) {
 				continue
 			}
 			if len(page.Items) == limit {

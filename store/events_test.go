@@ -265,3 +265,43 @@ func TestUnmatchedEventKeepsCandidate(t *testing.T) {
 	}
 	mustCheck(t, db)
 }
+
+// A door's decision keeps its section and is found by door and decision.
+func TestEventDoorDecision(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	for _, d := range []*DoorDecision{
+		{DoorID: "front", Decision: "granted", Reason: "matched"},
+		{DoorID: "front", Decision: "denied_schedule", Reason: "outside the schedule"},
+		{DoorID: "back", Decision: "manual_open", Reason: "opened by hand", KeyID: "0123456789ab"},
+	} {
+		e, err := db.AddEvent(ctx, Event{CameraID: "cam", Door: d}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := db.GetEvent(ctx, e.ID); !reflect.DeepEqual(got.Door, d) {
+			t.Errorf("door section %+v read back as %+v", d, got.Door)
+		}
+	}
+	if _, err := db.AddEvent(ctx, Event{CameraID: "cam"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		q    EventQuery
+		want int
+	}{
+		{EventQuery{DoorIDs: []string{"front"}}, 2},
+		{EventQuery{DoorIDs: []string{"front", "back"}}, 3},
+		{EventQuery{Decision: "granted"}, 1},
+		{EventQuery{DoorIDs: []string{"back"}, Decision: "granted"}, 0},
+		{EventQuery{}, 4},
+	} {
+		page, err := db.ListEvents(ctx, c.q)
+		if err != nil || len(page.Items) != c.want {
+			t.Errorf("ListEvents(%+v) = %d events, %v; want %d", c.q, len(page.Items), err, c.want)
+		}
+	}
+	if _, err := db.AddEvent(ctx, Event{Door: &DoorDecision{Decision: "granted"}}, nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a door decision without a door id: %v, want ErrInvalid", err)
+	}
+	mustCheck(t, db)
+}

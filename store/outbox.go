@@ -16,6 +16,9 @@ type OutboxMessage struct {
 	Topic     string
 	Payload   []byte
 	CreatedAt time.Time
+	// Delivery puts the message in the deliveries queue instead (door
+	// webhooks, sent by their own worker): Topic then names the target.
+	Delivery bool
 }
 
 // OutboxStats describes the queue. Bytes counts topics plus payloads;
@@ -89,6 +92,19 @@ func putOutboxStats(tx *bbolt.Tx, s OutboxStats) error {
 // A message bigger than OutboxMaxBytes on its own could only ever be
 // dropped, so it is refused (ErrInvalid) instead.
 func (db *DB) enqueue(tx *bbolt.Tx, msgs []OutboxMessage) error {
+	var deliveries []OutboxMessage
+	kept := make([]OutboxMessage, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Delivery {
+			deliveries = append(deliveries, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	if err := db.enqueueDeliveries(tx, deliveries); err != nil {
+		return err
+	}
+	msgs = kept
 	if len(msgs) == 0 {
 		return nil
 	}

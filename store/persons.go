@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -21,7 +23,14 @@ type Metadata = map[string]any
 type Person struct {
 	ID, ExternalID, Name, Email, Phone string
 	Meta                               Metadata
-	CreatedAt, UpdatedAt               time.Time
+	// Access, for doors: a disabled person is never admitted; before
+	// ValidFrom or from ValidUntil on (either zero: no bound) access has
+	// expired; CardNumber (decimal digits) is what a Wiegand output sends
+	// an access panel for them.
+	Disabled              bool
+	ValidFrom, ValidUntil time.Time
+	CardNumber            string
+	CreatedAt, UpdatedAt  time.Time
 }
 
 // personRecord is a person on disk. Persons are read one at a time and
@@ -33,6 +42,10 @@ type personRecord struct {
 	Email      string          `json:"e,omitempty"`
 	Phone      string          `json:"p,omitempty"`
 	Meta       json.RawMessage `json:"m,omitempty"`
+	Disabled   bool            `json:"d,omitempty"`
+	ValidFrom  int64           `json:"vf,omitempty"`
+	ValidUntil int64           `json:"vu,omitempty"`
+	CardNumber string          `json:"k,omitempty"`
 	CreatedAt  int64           `json:"c"`
 	UpdatedAt  int64           `json:"u"`
 }
@@ -42,10 +55,18 @@ func encodePerson(p *Person) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(personRecord{
+	r := personRecord{
 		ExternalID: p.ExternalID, Name: p.Name, Email: p.Email, Phone: p.Phone,
-		Meta: meta, CreatedAt: unixNano(p.CreatedAt), UpdatedAt: unixNano(p.UpdatedAt),
-	})
+		Meta: meta, Disabled: p.Disabled, CardNumber: p.CardNumber,
+		CreatedAt: unixNano(p.CreatedAt), UpdatedAt: unixNano(p.UpdatedAt),
+	}
+	if !p.ValidFrom.IsZero() {
+		r.ValidFrom = unixNano(p.ValidFrom)
+	}
+	if !p.ValidUntil.IsZero() {
+		r.ValidUntil = unixNano(p.ValidUntil)
+	}
+	return json.Marshal(r)
 }
 
 func decodePerson(id string, v []byte) (Person, error) {
@@ -57,10 +78,18 @@ func decodePerson(id string, v []byte) (Person, error) {
 	if err != nil {
 		return Person{}, fmt.Errorf("person %q: %w", id, err)
 	}
-	return Person{
+	p := Person{
 		ID: id, ExternalID: r.ExternalID, Name: r.Name, Email: r.Email, Phone: r.Phone,
-		Meta: meta, CreatedAt: fromUnixNano(r.CreatedAt), UpdatedAt: fromUnixNano(r.UpdatedAt),
-	}, nil
+		Meta: meta, Disabled: r.Disabled, CardNumber: r.CardNumber,
+		CreatedAt: fromUnixNano(r.CreatedAt), UpdatedAt: fromUnixNano(r.UpdatedAt),
+	}
+	if r.ValidFrom != 0 {
+		p.ValidFrom = fromUnixNano(r.ValidFrom)
+	}
+	if r.ValidUntil != 0 {
+		p.ValidUntil = fromUnixNano(r.ValidUntil)
+	}
+	return p, nil
 }
 
 func checkPerson(p *Person) error {
@@ -76,6 +105,13 @@ func checkPerson(p *Person) error {
 		if err := checkText(f.what, f.s, maxTextLen); err != nil {
 			return err
 		}
+	}
+	if err := checkCardNumber(p.CardNumber); err != nil {
+		return err
+	}
+	if !p.ValidFrom.IsZero() && !p.ValidUntil.IsZero() && !p.ValidUntil.After(p.ValidFrom) {
+		return fmt.Errorf("%w: valid_until %s is not after valid_from %s", ErrInvalid,
+			p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -341,4 +377,16 @@ func (db *DB) ListPersons(ctx context.Context, o ListOptions) (Page[Person], err
 		return Page[Person]{}, fmt.Errorf("store: list persons: %w", err)
 	}
 	return page, nil
+}
+
+// checkCardNumber accepts 1 to 10 decimal digits (up to 4294967295, the
+// widest card field of the common Wiegand formats), or empty.
+func checkCardNumber(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := strconv.ParseUint(s, 10, 32); err != nil || len(s) > 10 || strings.TrimLeft(s, "0123456789") != "" {
+		return fmt.Errorf("%w: card number %q: want 1 to 10 decimal digits, at most 4294967295", ErrInvalid, s)
+	}
+	return nil
 }

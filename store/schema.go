@@ -25,7 +25,9 @@ import (
 //	4  adds sync_held: gallery operations received ahead of a revision
 //	   gap, kept until the missing ones (or a snapshot) arrive, so the
 //	   device can acknowledge them to the broker at once.
-const CurrentSchemaVersion = 4
+//	5  adds deliveries: door webhook messages waiting for their receiver,
+//	   queued in the transaction that records the decision's event.
+const CurrentSchemaVersion = 5
 
 // Top-level buckets. Keys are documented where each is written.
 var (
@@ -49,6 +51,7 @@ var (
 	bucketOutbox           = []byte("outbox")
 	bucketSyncRevisions    = []byte("sync_revisions")
 	bucketSyncHeld         = []byte("sync_held")
+	bucketDeliveries       = []byte("deliveries")
 )
 
 // Keys in the meta bucket.
@@ -73,8 +76,10 @@ var bucketsV3 = append(append([][]byte(nil), bucketsV2...), bucketSyncRevisions)
 
 var bucketsV4 = append(append([][]byte(nil), bucketsV3...), bucketSyncHeld)
 
+var bucketsV5 = append(append([][]byte(nil), bucketsV4...), bucketDeliveries)
+
 // buckets is the current schema's bucket set.
-var buckets = bucketsV4
+var buckets = bucketsV5
 
 // migrations[v] turns a version-v file into version v+1 inside the caller's
 // transaction. Open runs the whole chain in one write transaction, so a
@@ -84,6 +89,7 @@ var migrations = map[int]func(tx *bbolt.Tx) error{
 	1: migrateV1toV2,
 	2: migrateV2toV3,
 	3: migrateV3toV4,
+	4: migrateV4toV5,
 }
 
 // readVersion returns the schema version of an open file: 0 for an empty
@@ -261,6 +267,14 @@ func migrateV2toV3(tx *bbolt.Tx) error {
 func migrateV3toV4(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucket(bucketSyncHeld); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketSyncHeld, err)
+	}
+	return nil
+}
+
+// migrateV4toV5 adds the deliveries queue (door webhooks).
+func migrateV4toV5(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucket(bucketDeliveries); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketDeliveries, err)
 	}
 	return nil
 }

@@ -143,7 +143,7 @@ func rawVersion(t *testing.T, path string) (int, bool) {
 }
 
 // A v1 file goes through every migration: v2's binary faces, v3's sync
-// revisions bucket, v4's held sync operations.
+// revisions bucket, v4's held sync operations, v5's deliveries queue.
 func TestMigrateV1ToCurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	persons, faces := writeV1Fixture(t, path, false)
@@ -153,8 +153,11 @@ func TestMigrateV1ToCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.SchemaVersion() != 4 || CurrentSchemaVersion != 4 {
+	if db.SchemaVersion() != 5 || CurrentSchemaVersion != 5 {
 		t.Fatalf("schema version %d", db.SchemaVersion())
+	}
+	if n, dropped, err := db.DeliveryStats(ctx, ""); err != nil || n != 0 || dropped != 0 {
+		t.Fatalf("deliveries after migration = %d, %d, %v; want an empty queue", n, dropped, err)
 	}
 	if revs, err := db.SyncRevisions(ctx); err != nil || len(revs) != 0 {
 		t.Fatalf("sync revisions after migration = %v, %v; want none", revs, err)

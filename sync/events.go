@@ -32,6 +32,9 @@ func EventQueue(cfg Config) store.EventQueue {
 		if len(e.Meta) > 0 {
 			m.Meta = e.Meta
 		}
+		if d := e.Door; d != nil {
+			m.DoorID, m.Decision, m.Reason = d.DoorID, d.Decision, d.Reason
+		}
 		if t := e.Track; t != nil {
 			ms := t.Latency.Milliseconds()
 			m.TrackID, m.DecisionLatencyMS, m.Liveness, m.Live = t.TrackID, &ms, t.Liveness, &t.Live
@@ -56,4 +59,11 @@ func CameraMessage(cfg Config, cameraID, state, errText string, at time.Time) (s
 		return store.OutboxMessage{}, fmt.Errorf("encode camera event: %w", err)
 	}
 	return store.OutboxMessage{Topic: cfg.topic(topicCameras), Payload: payload, CreatedAt: at}, nil
+}
+
+// DoorTopic is where a door's MQTT output publishes its decisions:
+// <prefix>/<device>/doors/<door>.
+func DoorTopic(cfg Config, doorID string) string {
+	cfg.setDefaults()
+	return cfg.topic("doors/" + doorID)
 }

@@ -65,6 +65,15 @@ type Status struct {
 	Galleries   map[string]uint64 `json:"galleries,omitempty"` // gallery → last applied revision
 	Outbox      *OutboxInfo       `json:"outbox,omitempty"`
 	Cameras     []CameraInfo      `json:"cameras,omitempty"`
+	Doors       []DoorInfo        `json:"doors,omitempty"`
+}
+
+// DoorInfo is a door's health in the status: Error names the outputs that
+// cannot be driven.
+type DoorInfo struct {
+	ID      string `json:"id"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
 }
 
 // CameraEvent is published at <prefix>/<device>/cameras, through the
@@ -124,6 +133,10 @@ type MatchEvent struct {
 	DecisionLatencyMS *int64   `json:"decision_latency_ms,omitempty"`
 	Liveness          *float32 `json:"liveness,omitempty"`
 	Live              *bool    `json:"live,omitempty"`
+	// Set on a door's decision.
+	DoorID   string `json:"door_id,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Operation kinds of gallery operations.
@@ -156,7 +169,13 @@ type PersonSpec struct {
 	Email      string         `json:"email,omitempty"`
 	Phone      string         `json:"phone,omitempty"`
 	Meta       map[string]any `json:"meta,omitempty"`
-	Faces      []FaceSpec     `json:"faces"`
+	// Access for doors: enabled (absent: true), the validity period
+	// (absent: no bound), the Wiegand card number (decimal digits).
+	Enabled    *bool      `json:"enabled,omitempty"`
+	ValidFrom  *time.Time `json:"valid_from,omitempty"`
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	CardNumber string     `json:"card_number,omitempty"`
+	Faces      []FaceSpec `json:"faces"`
 }
 
 // FaceSpec is one face: an embedding with its embedder id, a photo

@@ -65,6 +65,8 @@ type Syncer struct {
 	stats stats
 	// cameras, when set, describes the watched cameras for the status.
 	cameras atomic.Pointer[func() []CameraInfo]
+	// doors, when set, describes the doors' health for the status.
+	doors atomic.Pointer[func() []DoorInfo]
 
 	// Gap handling: the bound of held operations, and the snapshot
 	// requests' throttle (owned by the worker goroutine). Fixed at New;
@@ -325,8 +327,14 @@ func (s *Syncer) status(ctx context.Context) Status {
 	if fn := s.cameras.Load(); fn != nil {
 		st.Cameras = (*fn)()
 	}
+	if fn := s.doors.Load(); fn != nil {
+		st.Doors = (*fn)()
+	}
 	return st
 }
+
+// SetDoorStatus makes the status report the doors fn describes.
+func (s *Syncer) SetDoorStatus(fn func() []DoorInfo) { s.doors.Store(&fn) }
 
 // SetCameraStatus makes the status report the cameras fn describes
 // (refreshed every StatusInterval).

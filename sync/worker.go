@@ -336,7 +336,14 @@ func serviceOp(op GalleryOp) service.SyncOp {
 func personOf(p PersonSpec) service.SyncPerson {
 	sp := service.SyncPerson{Person: store.Person{
 		ID: p.ID, ExternalID: p.ExternalID, Name: p.Name, Email: p.Email, Phone: p.Phone, Meta: p.Meta,
+		Disabled: p.Enabled != nil && !*p.Enabled, CardNumber: p.CardNumber,
 	}}
+	if p.ValidFrom != nil {
+		sp.Person.ValidFrom = *p.ValidFrom
+	}
+	if p.ValidUntil != nil {
+		sp.Person.ValidUntil = *p.ValidUntil
+	}
 	for _, f := range p.Faces {
 		sp.Faces = append(sp.Faces, service.SyncFace{Embedding: f.Embedding, EmbedderID: f.Embedder, Photo: f.Photo})
 	}

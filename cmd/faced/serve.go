@@ -192,7 +192,13 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 	if d.Cameras != nil {
 		acfg.Cameras = d.Cameras
 	}
+	acfg.Doors = d.Doors
 	srv := api.New(acfg)
+	if d.Doors != nil {
+		if err := srv.RegisterMetrics(d.Doors); err != nil {
+			logger.Warn("door metrics not registered", "err", err)
+		}
+	}
 	if d.Cameras != nil {
 		if err := srv.RegisterMetrics(d.Cameras); err != nil {
 			logger.Warn("camera metrics not registered", "err", err)

@@ -123,7 +123,8 @@ var rules = []rule{
 	// the tests' server set-up, internal/apitest and, for the vendor
 	// dialects, internal/apitest/dialecttest).
 	importRule(module+"/api", "api/*", "cmd/*", "daemon", "internal/apitest", "internal/apitest/dialecttest"),
-	importRule(module+"/daemon", "cmd/*", "internal/apitest"),
+	// internal/visiontest loads the models for test binaries (daemon.OpenVision).
+	importRule(module+"/daemon", "cmd/*", "internal/apitest", "internal/visiontest"),
 }
 
 func allowed(patterns []string, relPath string) bool {

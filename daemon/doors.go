@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -12,6 +15,7 @@ import (
 	"github.com/facedhq/faced/camera"
 	"github.com/facedhq/faced/door"
 	"github.com/facedhq/faced/service"
+	"github.com/facedhq/faced/store"
 	fleetsync "github.com/facedhq/faced/sync"
 )
 
@@ -288,6 +292,9 @@ func (d *Daemon) openDoors(ctx context.Context, opts Options, syncCfg fleetsync.
 	if err != nil {
 		return fail(err)
 	}
+	if err := d.auditRules(ctx, opts.Doors); err != nil {
+		return fail(err)
+	}
 	d.Doors = c
 	d.stopDoors = func() { stop(); wg.Wait(); c.Close() }
 	if d.Sync != nil {
@@ -334,4 +341,53 @@ func (d *Daemon) output(doorID string, index int, oc OutputConfig, chip door.Chi
 			Format: door.Format(oc.Format), Facility: oc.Facility, PulseWidth: oc.PulseWidth, Interval: oc.Interval})
 	}
 	return nil, fmt.Errorf("unknown output type %q", oc.Type)
+}
+
+// RulesChanged is the decision of the event that audits a change of a
+// door's configuration.
+const RulesChanged = "rules_changed"
+
+// auditRules records an event for each door whose configuration differs
+// from the one last recorded (or was never recorded): rules change only
+// through the configuration file, so each start compares. The event's
+// meta holds the configuration, webhook secrets masked, and its hash.
+func (d *Daemon) auditRules(ctx context.Context, doors []DoorConfig) error {
+	for _, dc := range doors {
+		masked := dc
+		masked.Outputs = append([]OutputConfig(nil), dc.Outputs...)
+		for i := range masked.Outputs {
+			if masked.Outputs[i].Secret != "" {
+				masked.Outputs[i].Secret = "***"
+			}
+		}
+		raw, err := json.Marshal(masked)
+		if err != nil {
+			return fmt.Errorf("door %s: audit: %w", dc.ID, err)
+		}
+		sum := sha256.Sum256(raw)
+		hash := hex.EncodeToString(sum[:])
+		page, err := d.Store.ListEvents(ctx, store.EventQuery{DoorIDs: []string{dc.ID}, Decision: RulesChanged, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("door %s: audit: %w", dc.ID, err)
+		}
+		if len(page.Items) > 0 && page.Items[0].Meta["rules_sha256"] == hash {
+			continue
+		}
+		var rules map[string]any
+		if err := json.Unmarshal(raw, &rules); err != nil {
+			return fmt.Errorf("door %s: audit: %w", dc.ID, err)
+		}
+		reason := "the door's configuration changed"
+		if len(page.Items) == 0 {
+			reason = "the door's configuration was recorded for the first time"
+		}
+		_, err = d.Service.RecordEvent(ctx, store.Event{
+			Door: &store.DoorDecision{DoorID: dc.ID, Decision: RulesChanged, Reason: reason},
+			Meta: store.Metadata{"rules_sha256": hash, "rules": rules},
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("door %s: audit: %w", dc.ID, err)
+		}
+	}
+	return nil
 }

@@ -158,7 +158,7 @@ doors:
 			t.Errorf("manual opening recorded key %q, want %s", e.KeyID, adminKey.id)
 		}
 	}
-	if fmt.Sprint(got) != "[denied_disabled manual_open granted]" {
+	if fmt.Sprint(got) != "[denied_disabled manual_open granted rules_changed]" {
 		t.Fatalf("front's events, newest first: %v", got)
 	}
 	waitUntil(t, "the webhook deliveries", 30*time.Second, func() bool {
@@ -166,4 +166,61 @@ doors:
 		defer mu.Unlock()
 		return len(bodies) == 4 // front: granted, manual_open, denied_disabled; back: denied_unknown
 	})
+}
+
+// A door's configuration is audited: recorded at its first start, not
+// again while unchanged, and again when edited, secrets masked.
+func TestDoorRulesAudited(t *testing.T) {
+	dir := t.TempDir()
+	const adminID, adminSecret = "ad00000000b2", "Q0wU4jx2pIY1n0m9V1sZl8H3yX5cR4k7Qw1Zk3v9Qwp"
+	h := sha256.Sum256([]byte(adminSecret))
+	write := func(cooldown string) string {
+		p := filepath.Join(dir, "faced.yaml")
+		err := os.WriteFile(p, fmt.Appendf(nil, `
+data_dir: %s
+listen: 127.0.0.1:0
+vision:
+  attributes: false
+keys:
+  - {id: %s, name: admin, secret_sha256: %s, scopes: [admin]}
+doors:
+  - id: front
+    cooldown: %s
+    outputs:
+      - {type: webhook, url: "http://127.0.0.1:9/hook", secret: a-secret-that-must-not-show}
+`, filepath.Join(dir, "data"), adminID, hex.EncodeToString(h[:]), cooldown), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	audits := func(s stoppable) []map[string]any {
+		t.Helper()
+		var page struct {
+			Items []struct {
+				Meta map[string]any `json:"meta"`
+			} `json:"items"`
+		}
+		b := apiDo(t, "GET", "http://"+s.addr+"/v1/events?door_id=front&decision=rules_changed", adminID+"."+adminSecret, nil)
+		if strings.Contains(string(b), "a-secret-that-must-not-show") {
+			t.Fatal("the audit event shows the webhook secret")
+		}
+		json.Unmarshal(b, &page)
+		var out []map[string]any
+		for _, e := range page.Items {
+			out = append(out, e.Meta)
+		}
+		return out
+	}
+	for i, c := range []struct {
+		cooldown string
+		want     int
+	}{{"5s", 1}, {"5s", 1}, {"10s", 2}} {
+		s := serveStoppable(t, "--config", write(c.cooldown))
+		got := audits(s)
+		s.stop()
+		if len(got) != c.want || got[0]["rules_sha256"] == nil || got[0]["rules"] == nil {
+			t.Fatalf("start %d (cooldown %s): %d audit events (%v), want %d with the rules and their hash", i+1, c.cooldown, len(got), got, c.want)
+		}
+	}
 }

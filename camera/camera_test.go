@@ -40,3 +40,21 @@ func TestClipDecidesEnrolledPersonOnce(t *testing.T) {
 		t.Fatalf("status %+v, want ended after processing frames", st)
 	}
 }
+
+// A region of interest that excludes where the person walks decides
+// nothing; the faces are ignored, not tracked.
+func TestROIIgnoresFacesOutside(t *testing.T) {
+	approach, _ := approachClips(t)
+	svc, db := newService(t, map[string]string{"angelina": "img1.jpg"})
+	cam, err := camera.New(camera.Config{ID: "corner", URL: "file://" + approach, ROI: &camera.ROI{X: 0, Y: 0, W: 0.2, H: 0.2}}, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam.Run(context.Background())
+	if evs := cameraEvents(t, db, "corner"); len(evs) != 0 {
+		t.Fatalf("%d events from faces outside the region, want 0", len(evs))
+	}
+	if st := cam.Status(); st.Processed == 0 {
+		t.Fatalf("status %+v: the clip was not processed", st)
+	}
+}

@@ -281,6 +281,16 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		addrs = append(addrs, ln.Addr().String())
 	}
 	addr := strings.Join(addrs, ",")
+	// Only now, with every listener bound: a start that fails earlier
+	// must not leave a key in the store that was never shown.
+	if k, made, err := daemon.FirstRunKey(ctx, d.Store, time.Now()); err != nil {
+		for _, s := range all {
+			s.ln.Close()
+		}
+		return errors.Join(err, closeDaemon())
+	} else if made {
+		daemon.LogFirstRunKey(ctx, logger, k.Token, daemon.PageURL(addrs[0], tlsConfig != nil))
+	}
 	logger.Info("serving", "addr", addr, "tls", tlsConfig != nil, "backend", cfg.Vision.Backend,
 		"embedder", d.Service.EmbedderID(), "faces", d.Service.IndexSize(), "data", cfg.DataDir)
 	errc := make(chan error, len(all))

@@ -47,6 +47,10 @@ type Config struct {
 	Cameras Cameras
 	// Doors decides at the configured doors (nil: none).
 	Doors *door.Controller
+	// UI is the admin page (package webui), served at / and below /ui/
+	// (nil: / answers 404 like any unknown path). It does its own auth
+	// (sessions) and answers HTML.
+	UI http.Handler
 }
 
 // FetchConfig allows photos given as http(s) URLs. Edge devices must not
@@ -271,6 +275,10 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
 	mux.Handle("GET /v1/cameras/{id}/mjpeg", s.cameraMJPEG())
+	if s.cfg.UI != nil {
+		mux.Handle("/{$}", s.cfg.UI)
+		mux.Handle("/ui/", s.cfg.UI)
+	}
 	for _, m := range s.mounts {
 		mux.Handle(m.prefix+"/", http.StripPrefix(m.prefix, m.handler))
 	}

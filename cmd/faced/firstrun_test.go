@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -59,6 +60,16 @@ func TestServeFirstRunKey(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != http.StatusOK {
 			t.Errorf("GET /v1/device with the first-run key: %d, want 200", res.StatusCode)
+		}
+		// The page the line points to is the admin page's login.
+		res, err = http.Get(m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/ui/login" || !strings.Contains(string(body), `name="key"`) {
+			t.Errorf("GET %s: %d at %s, want the login page:\n%s", m[2], res.StatusCode, res.Request.URL, body)
 		}
 	})
 	if token == "" {

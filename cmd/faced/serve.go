@@ -23,6 +23,7 @@ import (
 	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/webui"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -193,6 +194,17 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		acfg.Cameras = d.Cameras
 	}
 	acfg.Doors = d.Doors
+	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: version, Backend: cfg.Vision.Backend,
+		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes}
+	if d.Cameras != nil {
+		uiCfg.Cameras = d.Cameras
+	}
+	ui, err := webui.New(uiCfg)
+	if err != nil {
+		closeAll()
+		return errors.Join(err, closeDaemon())
+	}
+	acfg.UI = ui
 	srv := api.New(acfg)
 	if d.Doors != nil {
 		if err := srv.RegisterMetrics(d.Doors); err != nil {

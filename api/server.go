@@ -222,7 +222,7 @@ func (s *Server) routes() []route {
 		recognition("POST /v1/verify", auth.ScopeRead, photoPair, s.verify,
 			"mf_selector", "person_id", "similarity_threshold", "threshold"),
 		recognition("POST /v1/identify", auth.ScopeRead, onePhoto, s.identify,
-			"camera_id", "gallery", "liveness", "mf_selector", "n", "record", "similarity_threshold", "threshold"),
+			"camera_id", "gallery", "liveness", "mf_selector", "n", "record", "similarity_threshold", "snapshot", "threshold"),
 		recognition("POST /v1/liveness", auth.ScopeRead, onePhoto, s.liveness, "mf_selector"),
 		plain("GET /v1/openapi.json", "", s.openapi),
 		recognition("POST /v1/persons", auth.ScopeWrite, enrolment, s.createPerson, slices.Concat(personFields, enrolParams, []string{"from_event"})...),

@@ -141,7 +141,9 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer Chrome sends
+	// "Origin: null" on the page's own form posts.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	if r.Method == http.MethodPost && !sameOrigin(r) {
 		u.fail(w, r, nil, http.StatusForbidden, "error.csrf")
@@ -155,8 +157,13 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and SameSite=Strict, and the login form's only CSRF guard.
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
-	if o == "" {
+	switch o {
+	case "":
 		return true
+	case "null":
+		// Privacy settings can blank the origin; the browser's own
+		// Fetch Metadata then still says where the post came from.
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	}
 	ou, err := url.Parse(o)
 	return err == nil && ou.Host == r.Host

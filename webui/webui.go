@@ -307,7 +307,7 @@ func (u *UI) serviceError(w http.ResponseWriter, r *http.Request, s *session, er
 	v := u.newView(s, text["error.title"], nil)
 	v.Error = err.Error()
 	if status == http.StatusInternalServerError {
-		v.Error = "internal error (see the daemon's log)"
+		v.Error = text["error.internal"]
 	}
 	u.render(w, status, "error", v)
 }

@@ -44,6 +44,7 @@ func (u *UI) routes() *http.ServeMux {
 	m.Handle("GET /ui/cameras/{id}/mjpeg", u.authed(needRead, u.cameraStream))
 	m.Handle("GET /ui/doors", u.authed(needRead, u.doors))
 	m.Handle("POST /ui/doors/{id}/open", u.authed(needAdmin, u.openDoor))
+	m.Handle("GET /ui/settings", u.authed(needAdmin, u.settings))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, u.session(r), http.StatusNotFound, "error.notfound")
 	})
@@ -570,3 +571,17 @@ func isClientError(err error) bool {
 }
 
 func pathEscape(s string) string { return url.PathEscape(s) }
+
+// settings shows the effective configuration, read-only (admin: the API
+// reserves configuration to that scope), secrets masked by the daemon.
+func (u *UI) settings(w http.ResponseWriter, r *http.Request, s *session) error {
+	if u.cfg.Settings == nil {
+		return &service.NotFoundError{Kind: "page", ID: "settings", Err: store.ErrNotFound}
+	}
+	b, err := u.cfg.Settings()
+	if err != nil {
+		return err
+	}
+	u.render(w, http.StatusOK, "settings", u.newView(s, text["settings.title"], string(b)))
+	return nil
+}

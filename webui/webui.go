@@ -48,6 +48,9 @@ type Config struct {
 	Backend string
 	Cameras Cameras          // nil: none
 	Doors   *door.Controller // nil: none
+	// Settings returns the effective configuration for display, secrets
+	// already masked (nil: no settings section).
+	Settings func() ([]byte, error)
 	// TLS marks the session cookie Secure.
 	TLS bool
 	// IdleTimeout and MaxAge end a session (defaults 30 min and 12 h).
@@ -104,7 +107,7 @@ func New(cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webui: %w", err)
 	}
-	for _, p := range []string{"login", "dashboard", "persons", "person", "events", "keys", "cameras", "doors", "error"} {
+	for _, p := range []string{"login", "dashboard", "persons", "person", "events", "keys", "cameras", "doors", "settings", "error"} {
 		c, err := template.Must(layout.Clone()).ParseFS(assets, "assets/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("webui: page %s: %w", p, err)
@@ -200,6 +203,7 @@ type view struct {
 	CanAdmin bool
 	Cameras  bool
 	Doors    bool
+	Settings bool
 	Data     any
 }
 
@@ -258,7 +262,8 @@ func (u *UI) session(r *http.Request) *session {
 
 // newView fills what every page shows for session s.
 func (u *UI) newView(s *session, title string, data any) view {
-	v := view{Title: title, Session: s, Data: data, Cameras: u.cfg.Cameras != nil, Doors: u.cfg.Doors != nil && len(u.cfg.Doors.Doors()) > 0}
+	v := view{Title: title, Session: s, Data: data, Cameras: u.cfg.Cameras != nil, Doors: u.cfg.Doors != nil && len(u.cfg.Doors.Doors()) > 0,
+		Settings: u.cfg.Settings != nil}
 	if s != nil {
 		v.CSRF = s.csrf
 		v.Who = s.keyName + " (" + s.keyID + ")"

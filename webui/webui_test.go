@@ -48,7 +48,8 @@ func newEnv(t *testing.T, tls bool) *env {
 	t.Helper()
 	f := apitest.New(t, vision)
 	c := &clock{t: time.Now()}
-	u, err := New(Config{Service: f.Svc, Version: "test", Backend: "onnx", TLS: tls, Now: c.now})
+	u, err := New(Config{Service: f.Svc, Version: "test", Backend: "onnx", TLS: tls, Now: c.now,
+		Settings: func() ([]byte, error) { return []byte("listen: 127.0.0.1:8080\n<script>x</script>\n"), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +290,8 @@ func TestReadKeyRefused(t *testing.T) {
 	wantStatus(t, "read key creates", res, body, http.StatusForbidden)
 	res, body = b.get("/ui/keys")
 	wantStatus(t, "read key lists keys", res, body, http.StatusForbidden)
+	res, body = b.get("/ui/settings")
+	wantStatus(t, "read key reads the settings", res, body, http.StatusForbidden)
 	res, body = b.post("/ui/keys", url.Values{"csrf": {b.csrf}, "name": {"x"}, "scopes": {"admin"}})
 	wantStatus(t, "read key creates a key", res, body, http.StatusForbidden)
 }
@@ -354,9 +357,13 @@ func TestPersonsAndKeys(t *testing.T) {
 	wantStatus(t, "delete", res, body, http.StatusSeeOther)
 	res, body = b.get("/ui/persons/angelina")
 	wantStatus(t, "deleted person", res, body, http.StatusNotFound)
-	for _, path := range []string{"/ui/events", "/ui/cameras", "/ui/doors", "/ui/persons"} {
+	for _, path := range []string{"/ui/events", "/ui/cameras", "/ui/doors", "/ui/persons", "/ui/settings"} {
 		res, body := b.get(path)
 		wantStatus(t, path, res, body, http.StatusOK)
+	}
+	_, body = b.get("/ui/settings")
+	if !strings.Contains(body, "listen: 127.0.0.1:8080") || strings.Contains(body, "<script>x") {
+		t.Errorf("settings page: the configuration missing or not escaped:\n%s", body)
 	}
 }
 

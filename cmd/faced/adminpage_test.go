@@ -340,9 +340,13 @@ func TestAdminPageBrowser(t *testing.T) {
 		t.Errorf("after the refused posts, GET the person: %d, want 200 (still there)", res.StatusCode)
 	}
 	// Every section renders cleanly.
-	for _, path := range []string{"/", "/ui/persons", "/ui/events", "/ui/keys"} {
+	for _, path := range []string{"/", "/ui/persons", "/ui/persons/angelina", "/ui/events", "/ui/keys", "/ui/settings"} {
 		run("visit "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.ID("#main")))
 	}
+	if set := text("settings", "#settings"); !strings.Contains(set, "listen: 127.0.0.1:") || strings.Contains(set, adminKey) {
+		t.Errorf("settings page: %q", set)
+	}
+	screenshot("settings")
 	problems.check(t, "sections")
 }
 

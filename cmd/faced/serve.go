@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -194,8 +195,14 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		acfg.Cameras = d.Cameras
 	}
 	acfg.Doors = d.Doors
+	// The admin page shows the configuration in effect: the loop below
+	// swaps it on a successful reload.
+	var effective atomic.Pointer[daemon.Config]
+	first := cfg
+	effective.Store(&first)
 	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: version, Backend: cfg.Vision.Backend,
-		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes}
+		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes,
+		Settings: func() ([]byte, error) { return daemon.MaskedYAML(*effective.Load()) }}
 	if d.Cameras != nil {
 		uiCfg.Cameras = d.Cameras
 	}
@@ -351,6 +358,8 @@ loop:
 					logger.Error("reload failed; running configuration kept", "err", p)
 				}
 			} else {
+				applied := running // a copy: running changes at the next reload
+				effective.Store(&applied)
 				logger.Info("configuration reloaded", "file", loader.File, "log_level", running.LogLevel,
 					"threshold", running.Service.Threshold, "keys", len(running.Keys))
 			}

@@ -157,7 +157,7 @@ func TestAdminPageBrowser(t *testing.T) {
 	n := 0
 	screenshot := func(name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100) /* 100: PNG */)
 		if err != nil {
 			fatal("screenshot "+name, err)
 		}
@@ -220,6 +220,9 @@ func TestAdminPageBrowser(t *testing.T) {
 	screenshot("login")
 	login("1 log in with the first-run key", adminKey)
 	screenshot("dashboard")
+	if v := text("1 version", "#version"); !strings.Contains(v, "devel") && !strings.Contains(v, "revision") {
+		t.Errorf("1 dashboard version %q", v)
+	}
 	problems.check(t, "1 log in")
 
 	// 2. Enrol a person by file upload.

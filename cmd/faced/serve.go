@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -200,7 +201,10 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 	var effective atomic.Pointer[daemon.Config]
 	first := cfg
 	effective.Store(&first)
-	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: version, Backend: cfg.Vision.Backend,
+	// The page shows what `faced version` prints (the API's device keeps
+	// the bare link-time version).
+	bi, _ := debug.ReadBuildInfo()
+	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: strings.TrimPrefix(versionString(version, revision, bi), "faced "), Backend: cfg.Vision.Backend,
 		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes,
 		Settings: func() ([]byte, error) { return daemon.MaskedYAML(*effective.Load()) }}
 	if d.Cameras != nil {

@@ -95,7 +95,9 @@ func TestAdminPageBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 900))
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 900),
+		// A synthetic camera, allowed without a prompt: the webcam capture.
+		chromedp.Flag("use-fake-device-for-media-stream", true), chromedp.Flag("use-fake-ui-for-media-stream", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(actx)
@@ -225,6 +227,27 @@ func TestAdminPageBrowser(t *testing.T) {
 	}
 	problems.check(t, "1 log in")
 
+	// The enrol form's webcam capture fills its file field (the synthetic
+	// camera shows no face, so the upload below is what is enrolled).
+	run("webcam capture",
+		chromedp.Navigate(base+"/ui/persons"),
+		chromedp.WaitVisible(chromedp.ID("cam-start")),
+		chromedp.Click(chromedp.ID("cam-start")),
+		chromedp.WaitVisible(chromedp.ID("cam-shoot")))
+	poll := func(step, expr string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(sctx, chromedp.Poll[bool](expr)); err != nil {
+			fatal(step, err)
+		}
+	}
+	poll("webcam frame", `document.getElementById("cam-video").videoWidth > 0`)
+	run("webcam shoot", chromedp.Click(chromedp.ID("cam-shoot")))
+	poll("webcam photo in the form", `(function () { var f = document.getElementById("p-photo").files; return f.length === 1 && f[0].name === "camera.jpg" && f[0].size > 1000; })()`)
+	screenshot("webcam")
+	problems.check(t, "webcam capture")
+
 	// 2. Enrol a person by file upload.
 	photo := filepath.Join(testenv.DataDir(t), "deepface", "img1.jpg")
 	run("2 enrol by upload",
@@ -234,7 +257,7 @@ func TestAdminPageBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("#p-name"), "Angelina Jolie"),
 		chromedp.SetValue(chromedp.ID("#p-card"), "4242"),
 		chromedp.SetUploadFiles(chromedp.ID("#p-photo"), []string{photo}),
-		chromedp.Click(chromedp.CSS("#create-person button")),
+		chromedp.Click(chromedp.CSS(`#create-person button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.ID("#person-id")))
 	if personID := text("2 person page", "#person-id"); personID != "angelina" {
 		t.Fatalf("2 enrol: person page of %q", personID)

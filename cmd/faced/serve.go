@@ -306,7 +306,9 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 	addr := strings.Join(addrs, ",")
 	// Only now, with every listener bound: a start that fails earlier
 	// must not leave a key in the store that was never shown.
-	if k, made, err := daemon.FirstRunKey(ctx, d.Store, time.Now()); err != nil {
+	// Not cut by a stop signal that arrived while starting: the key is
+	// made and shown, then the daemon stops as usual.
+	if k, made, err := daemon.FirstRunKey(context.WithoutCancel(ctx), d.Store, time.Now()); err != nil {
 		for _, s := range all {
 			s.ln.Close()
 		}

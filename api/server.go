@@ -551,3 +551,10 @@ func clientAddr(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// QueueState reports the inference queue: requests running the models,
+// requests waiting for a slot, and the slots (the admin page's
+// dashboard).
+func (s *Server) QueueState() (running, waiting, slots int) {
+	return len(s.slots), int(s.queued.Load()), cap(s.slots)
+}

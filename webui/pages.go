@@ -116,6 +116,9 @@ type dashboard struct {
 	Outbox                     store.OutboxStats
 	OutboxErr                  string
 	Galleries                  []service.GalleryCount
+	Queue                      bool
+	Running, Waiting, Slots    int
+	MQTT                       string // text key: not configured, connected, disconnected
 	Cameras                    []cameraRow
 	Doors                      []door.Status
 }
@@ -143,6 +146,18 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *session) error
 	d.Galleries = gs
 	d.Cameras = u.cameraRows()
 	d.Doors = u.doorStatus()
+	if u.cfg.Queue != nil {
+		d.Queue = true
+		d.Running, d.Waiting, d.Slots = u.cfg.Queue()
+	}
+	switch {
+	case u.cfg.MQTTConnected == nil:
+		d.MQTT = "dash.mqtt.off"
+	case u.cfg.MQTTConnected():
+		d.MQTT = "dash.mqtt.up"
+	default:
+		d.MQTT = "dash.mqtt.down"
+	}
 	u.render(w, http.StatusOK, "dashboard", u.newView(s, text["dash.title"], d))
 	return nil
 }

@@ -51,6 +51,12 @@ type Config struct {
 	// Settings returns the effective configuration for display, secrets
 	// already masked (nil: no settings section).
 	Settings func() ([]byte, error)
+	// Queue reports the inference queue (running, waiting, slots); nil:
+	// not shown.
+	Queue func() (running, waiting, slots int)
+	// MQTTConnected reports the fleet broker connection; nil: MQTT is
+	// not configured.
+	MQTTConnected func() bool
 	// TLS marks the session cookie Secure.
 	TLS bool
 	// IdleTimeout and MaxAge end a session (defaults 30 min and 12 h).

@@ -49,7 +49,9 @@ func newEnv(t *testing.T, tls bool) *env {
 	f := apitest.New(t, vision)
 	c := &clock{t: time.Now()}
 	u, err := New(Config{Service: f.Svc, Version: "test", Backend: "onnx", TLS: tls, Now: c.now,
-		Settings: func() ([]byte, error) { return []byte("listen: 127.0.0.1:8080\n<script>x</script>\n"), nil }})
+		Settings:      func() ([]byte, error) { return []byte("listen: 127.0.0.1:8080\n<script>x</script>\n"), nil },
+		Queue:         func() (int, int, int) { return 1, 3, 2 },
+		MQTTConnected: func() bool { return false }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +178,10 @@ func TestLoginSessionLogout(t *testing.T) {
 	}
 	res, body = b.get("/")
 	wantStatus(t, "dashboard", res, body, http.StatusOK)
-	if !strings.Contains(body, `id="faces"`) {
-		t.Errorf("dashboard lacks the face count:\n%s", body)
+	for _, want := range []string{`id="faces"`, "1 running · 3 waiting · 2 slots", "MQTT: not connected"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q:\n%s", want, body)
+		}
 	}
 	res, body = b.post("/ui/logout", url.Values{"csrf": {b.csrf}})
 	wantStatus(t, "logout", res, body, http.StatusSeeOther)

@@ -196,6 +196,7 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		acfg.Cameras = d.Cameras
 	}
 	acfg.Doors = d.Doors
+	var srv *api.Server // the page's queue figures read it once serving
 	// The admin page shows the configuration in effect: the loop below
 	// swaps it on a successful reload.
 	var effective atomic.Pointer[daemon.Config]
@@ -206,7 +207,11 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 	bi, _ := debug.ReadBuildInfo()
 	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: strings.TrimPrefix(versionString(version, revision, bi), "faced "), Backend: cfg.Vision.Backend,
 		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes,
-		Settings: func() ([]byte, error) { return daemon.MaskedYAML(*effective.Load()) }}
+		Settings: func() ([]byte, error) { return daemon.MaskedYAML(*effective.Load()) },
+		Queue:    func() (int, int, int) { return srv.QueueState() }}
+	if d.Sync != nil {
+		uiCfg.MQTTConnected = d.Sync.Connected
+	}
 	if d.Cameras != nil {
 		uiCfg.Cameras = d.Cameras
 	}
@@ -216,7 +221,7 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		return errors.Join(err, closeDaemon())
 	}
 	acfg.UI = ui
-	srv := api.New(acfg)
+	srv = api.New(acfg)
 	if d.Doors != nil {
 		if err := srv.RegisterMetrics(d.Doors); err != nil {
 			logger.Warn("door metrics not registered", "err", err)

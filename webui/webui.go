@@ -306,7 +306,7 @@ func (u *UI) serviceError(w http.ResponseWriter, r *http.Request, s *session, er
 	status := http.StatusInternalServerError
 	var nf *service.NotFoundError
 	switch {
-	case errors.As(err, &nf):
+	case errors.As(err, &nf), errors.Is(err, door.ErrNoDoor):
 		status = http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable

@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/facedhq/faced/daemon"
 	"github.com/facedhq/faced/internal/apitest"
 	"github.com/facedhq/faced/internal/testenv"
+	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
 
@@ -372,3 +374,49 @@ func TestPersonsAndKeys(t *testing.T) {
 }
 
 func storeAll() store.ListOptions { return store.ListOptions{Limit: store.MaxLimit} }
+
+// TestEnrolUnknownFromEvent: an unknown face's event, recorded with its
+// crop, is listed with the crop and enrolled as a new person from the
+// events section; an event without a crop offers no enrolment.
+func TestEnrolUnknownFromEvent(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	res, err := e.Svc.Identify(ctx, service.IdentifyRequest{Photo: testenv.ReadPhoto(t, "deepface/img17.jpg"), Record: true, Snapshot: true, CameraID: "gate"})
+	if err != nil || len(res) != 1 || res[0].EventID == 0 {
+		t.Fatalf("identify: %+v, %v", res, err)
+	}
+	id := res[0].EventID
+	plain, err := e.Svc.Identify(ctx, service.IdentifyRequest{Photo: testenv.ReadPhoto(t, "deepface/img17.jpg"), Record: true})
+	if err != nil || len(plain) != 1 {
+		t.Fatalf("identify: %+v, %v", plain, err)
+	}
+	b := e.browser(t)
+	b.login(e.Write)
+	r, body := b.get("/ui/events?camera_id=gate&matched=no")
+	wantStatus(t, "events", r, body, http.StatusOK)
+	crop := fmt.Sprintf(`/ui/events/%d/crop`, id)
+	if !strings.Contains(body, crop) || !strings.Contains(body, fmt.Sprintf(`/ui/events/%d/enrol`, id)) {
+		t.Fatalf("the unknown face's event lacks its crop or enrol form:\n%s", body)
+	}
+	if strings.Contains(body, fmt.Sprintf(`event-%d"`, plain[0].EventID)) {
+		t.Error("the camera filter kept another camera's event")
+	}
+	r, img := b.get(crop)
+	if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(img, "\xff\xd8") {
+		t.Errorf("crop: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	_, body = b.get("/ui/events")
+	if strings.Contains(body, fmt.Sprintf(`/ui/events/%d/enrol`, plain[0].EventID)) {
+		t.Error("an event without a crop offers enrolment")
+	}
+	r, body = b.post(fmt.Sprintf("/ui/events/%d/enrol", id), url.Values{"csrf": {b.csrf}, "person_id": {"visitor-1"}, "name": {"Visitor"}})
+	wantStatus(t, "enrol from the event", r, body, http.StatusSeeOther)
+	p, err := e.Svc.GetPerson(ctx, "visitor-1")
+	if err != nil || p.Name != "Visitor" {
+		t.Fatalf("enrolled person: %+v, %v", p, err)
+	}
+	again, err := e.Svc.Identify(ctx, service.IdentifyRequest{Photo: testenv.ReadPhoto(t, "deepface/img17.jpg")})
+	if err != nil || len(again) != 1 || len(again[0].Matches) == 0 || again[0].Matches[0].Person.ID != "visitor-1" {
+		t.Errorf("the face enrolled from the event is not identified: %+v, %v", again, err)
+	}
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/facedhq/faced/internal/cliptest"
+	"github.com/facedhq/faced/internal/rtsptest"
 	"github.com/facedhq/faced/internal/testenv"
 )
 
@@ -405,4 +410,68 @@ func identifyRecord(t *testing.T, addr, key, photo string) uint64 {
 		t.Fatalf("identify: %+v, want one matched face with an event", out)
 	}
 	return out.Faces[0].EventID
+}
+
+// TestAdminPageCameraStream: the cameras section shows a real camera's
+// live MJPEG stream to a logged-in session (same origin, authorised by
+// the session cookie), and not to a browser without one.
+func TestAdminPageCameraStream(t *testing.T) {
+	dir := t.TempDir()
+	clip := cliptest.Approach{Photo: testenv.DataDir(t) + "/deepface/img2.jpg"}.Make(t, dir)
+	rtsp := rtsptest.Start(t, "")
+	config := filepath.Join(dir, "faced.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `
+data_dir: %s
+listen: 127.0.0.1:0
+vision:
+  attributes: false
+cameras:
+  - id: door-cam
+    url: %s
+    fps: 10
+`, filepath.Join(dir, "data"), rtsp.URL("door")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, log := startServe(t, "--config", config)
+	m := firstRunLine.FindStringSubmatch(log.String())
+	if m == nil {
+		t.Fatalf("no first-run key line in the log:\n%s", log)
+	}
+	rtsp.Publish(t, cliptest.FFmpeg(t), clip, "door")
+	base := "http://" + addr
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	anon := &http.Client{CheckRedirect: noRedirect}
+	res, err := anon.Get(base + "/ui/cameras/door-cam/mjpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/ui/login" {
+		t.Errorf("stream without a session: %d %s, want a redirect to the login", res.StatusCode, res.Header.Get("Location"))
+	}
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: noRedirect}
+	res, err = browser.PostForm(base+"/ui/login", url.Values{"key": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	res, err = browser.Get(base + "/ui/cameras")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(page), `src="/ui/cameras/door-cam/mjpeg"`) {
+		t.Fatalf("cameras page: %d\n%s", res.StatusCode, page)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ui/cameras/door-cam/mjpeg", nil)
+	readMJPEGPart(t, browser, req)
 }

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -240,7 +241,25 @@ func personForm(r *http.Request, p *store.Person) error {
 	if p.ValidUntil, err = formDate(r, "valid_until"); err != nil {
 		return err
 	}
+	p.Meta = nil
+	if m := strings.TrimSpace(r.PostFormValue("meta")); m != "" {
+		if err := json.Unmarshal([]byte(m), &p.Meta); err != nil {
+			return fmt.Errorf("%w: metadata: want a JSON object, e.g. {\"team\": \"night\"}: %v", service.ErrInvalid, err)
+		}
+	}
 	return nil
+}
+
+// metaJSON shows a person's metadata in the edit form.
+func metaJSON(m store.Metadata) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // formDate reads a <input type="date"> (empty: no bound), as UTC midnight.
@@ -303,6 +322,7 @@ func (u *UI) createPerson(w http.ResponseWriter, r *http.Request, s *session) er
 
 type personData struct {
 	Person    store.Person
+	Meta      string
 	Faces     []store.Face
 	Galleries string
 	Events    []store.Event
@@ -330,7 +350,7 @@ func (u *UI) person(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
-	u.render(w, http.StatusOK, "person", u.newView(s, p.Name, personData{Person: p, Faces: faces.Items, Galleries: strings.Join(gs, ", "), Events: evs.Items}))
+	u.render(w, http.StatusOK, "person", u.newView(s, p.Name, personData{Person: p, Meta: metaJSON(p.Meta), Faces: faces.Items, Galleries: strings.Join(gs, ", "), Events: evs.Items}))
 	return nil
 }
 
@@ -343,6 +363,7 @@ func (u *UI) updatePerson(w http.ResponseWriter, r *http.Request, s *session) er
 	}
 	if _, err := u.cfg.Service.UpdatePerson(ctx, id, func(p *store.Person) error {
 		p.Name, p.CardNumber, p.Disabled, p.ValidFrom, p.ValidUntil = form.Name, form.CardNumber, form.Disabled, form.ValidFrom, form.ValidUntil
+		p.Meta = form.Meta
 		return nil
 	}); err != nil {
 		return err

@@ -69,6 +69,8 @@ var text = map[string]string{
 	"person.camera.shoot":   "Take the photo",
 	"person.camera.taken":   "Photo taken: it will be enrolled.",
 	"person.camera.error":   "The camera could not be opened:",
+	"person.meta":           "Metadata",
+	"person.meta.help":      "A JSON object, e.g. {\"team\": \"night\"}; empty: none.",
 	"person.faces":          "Faces",
 	"person.events":         "Recent events",
 	"person.save":           "Save",

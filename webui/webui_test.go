@@ -327,16 +327,21 @@ func TestPersonsAndKeys(t *testing.T) {
 	if strings.Contains(body, "angelina") {
 		t.Errorf("search for nobody lists angelina")
 	}
-	res, body = b.post("/ui/persons/angelina", url.Values{"csrf": {b.csrf}, "name": {"A. Jolie"}, "galleries": {"staff, vip"}, "card_number": {"99"}, "valid_until": {"2030-01-31"}, "disabled": {"on"}})
+	res, body = b.post("/ui/persons/angelina", url.Values{"csrf": {b.csrf}, "name": {"A. Jolie"}, "galleries": {"staff, vip"}, "card_number": {"99"}, "valid_until": {"2030-01-31"}, "disabled": {"on"}, "meta": {`{"team": "night"}`}})
 	wantStatus(t, "edit", res, body, http.StatusSeeOther)
 	p, err := e.Svc.GetPerson(context.Background(), "angelina")
-	if err != nil || p.Name != "A. Jolie" || p.CardNumber != "99" || !p.Disabled || p.ValidUntil.Format("2006-01-02") != "2030-01-31" {
+	if err != nil || p.Name != "A. Jolie" || p.CardNumber != "99" || !p.Disabled || p.ValidUntil.Format("2006-01-02") != "2030-01-31" || p.Meta["team"] != "night" {
 		t.Errorf("after edit: %+v %v", p, err)
 	}
 	res, body = b.get("/ui/persons/angelina")
 	wantStatus(t, "detail", res, body, http.StatusOK)
 	if !strings.Contains(body, "staff, vip") || !strings.Contains(body, "Saved.") {
 		t.Errorf("detail lacks the galleries or the saved message:\n%s", body)
+	}
+	res, body = b.post("/ui/persons/angelina", url.Values{"csrf": {b.csrf}, "name": {"A. Jolie"}, "meta": {"[1, 2"}})
+	wantStatus(t, "edit with bad metadata", res, body, http.StatusBadRequest)
+	if !strings.Contains(body, "want a JSON object") {
+		t.Errorf("bad metadata: the error does not say what to give:\n%s", body)
 	}
 	res, body = b.postPhoto("/ui/persons", map[string]string{"name": "No face", "csrf": b.csrf}, []byte("not a photo"))
 	wantStatus(t, "create from a non-photo", res, body, http.StatusBadRequest)

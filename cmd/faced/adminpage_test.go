@@ -379,6 +379,21 @@ func TestAdminPageBrowser(t *testing.T) {
 	}
 	screenshot("settings")
 	problems.check(t, "sections")
+
+	// On a phone's viewport no page scrolls sideways.
+	run("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	for _, path := range []string{"/", "/ui/persons", "/ui/persons/angelina", "/ui/events", "/ui/keys"} {
+		run("phone "+path, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.ID("main")))
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > document.documentElement.clientWidth + 1`))
+		if err != nil {
+			fatal("phone "+path, err)
+		}
+		if wide {
+			t.Errorf("%s scrolls sideways on a 390 px wide phone", path)
+		}
+	}
+	screenshot("phone-keys")
+	problems.check(t, "phone")
 }
 
 // identifyRecord identifies a photo through the native API, recording

@@ -225,7 +225,15 @@ func TestAdminPageBrowser(t *testing.T) {
 	// 1. Log in with the first-run key.
 	run("login page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("#key")))
 	screenshot("login")
-	login("1 log in with the first-run key", adminKey)
+	// By keyboard alone: the key field has the focus, Enter submits.
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	if err != nil || focused != "key" {
+		t.Errorf("1 login page: focus on %q (%v), want the key field", focused, err)
+	}
+	run("1 log in with the first-run key, by keyboard",
+		chromedp.KeyEvent(adminKey),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.ID("faces")))
 	screenshot("dashboard")
 	if v := text("1 version", "#version"); !strings.Contains(v, "devel") && !strings.Contains(v, "revision") {
 		t.Errorf("1 dashboard version %q", v)

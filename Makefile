@@ -6,8 +6,9 @@ DEPS_DIR  ?= $(CURDIR)/.deps
 BIN       := bin/faced
 # Debian packages: OpenCV 4.6 for gocv, Mosquitto for the MQTT tests and
 # `make run`, pkg-config for cgo, Python 3 for the examples/python test,
-# ffmpeg to encode and stream the camera tests' clips.
-APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++ python3 ffmpeg
+# ffmpeg to encode and stream the camera tests' clips, Chromium for the
+# admin page's browser tests (driven headless by chromedp).
+APT_PACKAGES := libopencv-dev mosquitto pkg-config gcc g++ python3 ffmpeg chromium
 
 # faced version prints the commit: the go command stamps it (vcs.revision)
 # except in a git worktree, whose .git is a file it does not recognise.

@@ -211,6 +211,12 @@ func (s *Server) identify(r *http.Request, q *request, svc *service.Service) (re
 	if req.Record, err = q.boolean("record"); err != nil {
 		return response{}, err
 	}
+	if req.Snapshot, err = q.boolean("snapshot"); err != nil {
+		return response{}, err
+	}
+	if req.Snapshot && !req.Record {
+		return response{}, badRequest("invalid", "snapshot keeps the crop with the recorded event: it needs record=true")
+	}
 	if req.Liveness, err = livenessMode(q.str("liveness")); err != nil {
 		return response{}, err
 	}

@@ -725,6 +725,20 @@ func TestIdentify(t *testing.T) {
 		if r.Faces[0].EventID == 0 || r.Faces[0].EventID == ev.ID {
 			t.Errorf("stranger recorded as event %d", r.Faces[0].EventID)
 		}
+		if ev.HasSnapshot {
+			t.Error("record=true kept a crop without snapshot=true")
+		}
+		// snapshot=true keeps the aligned crop with the event.
+		r = e.identify(t, "?record=true&snapshot=true", probes["p13"])
+		ev, err = e.Svc.GetEvent(ctx, r.Faces[0].EventID)
+		if err != nil || !ev.HasSnapshot {
+			t.Fatalf("record&snapshot: event %+v, %v: want a kept crop", ev, err)
+		}
+		if crop, err := e.Svc.EventCrop(ctx, ev.ID); err != nil || len(crop) < 100 || crop[0] != 0xFF || crop[1] != 0xD8 {
+			t.Errorf("crop: %d bytes, %v, want a JPEG", len(crop), err)
+		}
+		status, hdr, body := e.call(t, "/v1/identify?snapshot=true", "image/jpeg", probes["p13"])
+		expectProblem(t, status, hdr, body, http.StatusBadRequest, "invalid")
 	})
 	t.Run("deleted person", func(t *testing.T) {
 		if err := e.Svc.DeletePerson(ctx, ids["angelina"]); err != nil {

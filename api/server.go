@@ -47,6 +47,10 @@ type Config struct {
 	Cameras Cameras
 	// Doors decides at the configured doors (nil: none).
 	Doors *door.Controller
+	// UI is the admin page (package webui), served at / and below /ui/
+	// (nil: / answers 404 like any unknown path). It does its own auth
+	// (sessions) and answers HTML.
+	UI http.Handler
 }
 
 // FetchConfig allows photos given as http(s) URLs. Edge devices must not
@@ -218,7 +222,7 @@ func (s *Server) routes() []route {
 		recognition("POST /v1/verify", auth.ScopeRead, photoPair, s.verify,
 			"mf_selector", "person_id", "similarity_threshold", "threshold"),
 		recognition("POST /v1/identify", auth.ScopeRead, onePhoto, s.identify,
-			"camera_id", "gallery", "liveness", "mf_selector", "n", "record", "similarity_threshold", "threshold"),
+			"camera_id", "gallery", "liveness", "mf_selector", "n", "record", "similarity_threshold", "snapshot", "threshold"),
 		recognition("POST /v1/liveness", auth.ScopeRead, onePhoto, s.liveness, "mf_selector"),
 		plain("GET /v1/openapi.json", "", s.openapi),
 		recognition("POST /v1/persons", auth.ScopeWrite, enrolment, s.createPerson, slices.Concat(personFields, enrolParams, []string{"from_event"})...),
@@ -271,6 +275,10 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(rt.pattern, s.wrap(rt))
 	}
 	mux.Handle("GET /v1/cameras/{id}/mjpeg", s.cameraMJPEG())
+	if s.cfg.UI != nil {
+		mux.Handle("/{$}", s.cfg.UI)
+		mux.Handle("/ui/", s.cfg.UI)
+	}
 	for _, m := range s.mounts {
 		mux.Handle(m.prefix+"/", http.StripPrefix(m.prefix, m.handler))
 	}
@@ -542,4 +550,11 @@ func clientAddr(r *http.Request) string {
 		return "-"
 	}
 	return r.RemoteAddr
+}
+
+// QueueState reports the inference queue: requests running the models,
+// requests waiting for a slot, and the slots (the admin page's
+// dashboard).
+func (s *Server) QueueState() (running, waiting, slots int) {
+	return len(s.slots), int(s.queued.Load()), cap(s.slots)
 }

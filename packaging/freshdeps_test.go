@@ -86,7 +86,7 @@ func TestMakeDepsOnFreshBookworm(t *testing.T) {
 	out := r.in("root", append(env, "make", "-C", "/src", "deps")...)
 	t.Logf("make deps:\n%s", out)
 
-	for _, p := range []string{"npm", "nodejs", "libopencv-dev", "mosquitto", "pkg-config", "gcc", "g++", "python3", "ffmpeg"} {
+	for _, p := range []string{"npm", "nodejs", "libopencv-dev", "mosquitto", "pkg-config", "gcc", "g++", "python3", "ffmpeg", "chromium"} {
 		r.in("root", "dpkg-query", "-W", "-f=${Status}\n", p)
 	}
 	r.in("root", "sh", "-c", "command -v npm")

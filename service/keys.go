@@ -144,3 +144,27 @@ func ProvisionAPIKey(ctx context.Context, db *store.DB, id, name string, hash []
 	}
 	return result, nil
 }
+
+// CreateKey stores a new key (CreateAPIKey) for a running daemon: the
+// admin page's "create key".
+func (s *Service) CreateKey(ctx context.Context, name string, scopes []string) (auth.Key, error) {
+	return CreateAPIKey(ctx, s.store, name, scopes, time.Now())
+}
+
+// ListKeys returns every key, revoked ones included (hashes only: no
+// secret is stored).
+func (s *Service) ListKeys(ctx context.Context) ([]store.APIKey, error) {
+	keys, err := s.store.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("service: list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RevokeKey revokes a key; it stops working at its next request.
+func (s *Service) RevokeKey(ctx context.Context, id string) error {
+	if err := s.store.RevokeAPIKey(ctx, id, time.Now()); err != nil {
+		return notFound(fmt.Errorf("service: revoke key %s: %w", id, err), "key", id)
+	}
+	return nil
+}

@@ -505,3 +505,7 @@ func (c *connState) waitUp(ctx context.Context) bool {
 		}
 	}
 }
+
+// Connected reports whether the broker connection is up (the admin
+// page's dashboard; faced_mqtt_connected in the metrics).
+func (s *Syncer) Connected() bool { return s.conn.up() }

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/facedhq/faced/api/trueface"
 	"github.com/facedhq/faced/api/users"
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/webui"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -193,7 +196,32 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		acfg.Cameras = d.Cameras
 	}
 	acfg.Doors = d.Doors
-	srv := api.New(acfg)
+	var srv *api.Server // the page's queue figures read it once serving
+	// The admin page shows the configuration in effect: the loop below
+	// swaps it on a successful reload.
+	var effective atomic.Pointer[daemon.Config]
+	first := cfg
+	effective.Store(&first)
+	// The page shows what `faced version` prints (the API's device keeps
+	// the bare link-time version).
+	bi, _ := debug.ReadBuildInfo()
+	uiCfg := webui.Config{Service: d.Service, Logger: logger, Version: strings.TrimPrefix(versionString(version, revision, bi), "faced "), Backend: cfg.Vision.Backend,
+		Doors: d.Doors, TLS: tlsConfig != nil, MaxUpload: cfg.API.MaxBodyBytes,
+		Settings: func() ([]byte, error) { return daemon.MaskedYAML(*effective.Load()) },
+		Queue:    func() (int, int, int) { return srv.QueueState() }}
+	if d.Sync != nil {
+		uiCfg.MQTTConnected = d.Sync.Connected
+	}
+	if d.Cameras != nil {
+		uiCfg.Cameras = d.Cameras
+	}
+	ui, err := webui.New(uiCfg)
+	if err != nil {
+		closeAll()
+		return errors.Join(err, closeDaemon())
+	}
+	acfg.UI = ui
+	srv = api.New(acfg)
 	if d.Doors != nil {
 		if err := srv.RegisterMetrics(d.Doors); err != nil {
 			logger.Warn("door metrics not registered", "err", err)
@@ -281,6 +309,18 @@ func serve(ctx context.Context, drainCap time.Duration, args []string, stdout, s
 		addrs = append(addrs, ln.Addr().String())
 	}
 	addr := strings.Join(addrs, ",")
+	// Only now, with every listener bound: a start that fails earlier
+	// must not leave a key in the store that was never shown.
+	// Not cut by a stop signal that arrived while starting: the key is
+	// made and shown, then the daemon stops as usual.
+	if k, made, err := daemon.FirstRunKey(context.WithoutCancel(ctx), d.Store, time.Now()); err != nil {
+		for _, s := range all {
+			s.ln.Close()
+		}
+		return errors.Join(err, closeDaemon())
+	} else if made {
+		daemon.LogFirstRunKey(ctx, logger, k.Token, daemon.PageURL(addrs[0], tlsConfig != nil))
+	}
 	logger.Info("serving", "addr", addr, "tls", tlsConfig != nil, "backend", cfg.Vision.Backend,
 		"embedder", d.Service.EmbedderID(), "faces", d.Service.IndexSize(), "data", cfg.DataDir)
 	errc := make(chan error, len(all))
@@ -329,6 +369,8 @@ loop:
 					logger.Error("reload failed; running configuration kept", "err", p)
 				}
 			} else {
+				applied := running // a copy: running changes at the next reload
+				effective.Store(&applied)
 				logger.Info("configuration reloaded", "file", loader.File, "log_level", running.LogLevel,
 					"threshold", running.Service.Threshold, "keys", len(running.Keys))
 			}

@@ -123,6 +123,9 @@ var rules = []rule{
 	// the tests' server set-up, internal/apitest and, for the vendor
 	// dialects, internal/apitest/dialecttest).
 	importRule(module+"/api", "api/*", "cmd/*", "daemon", "internal/apitest", "internal/apitest/dialecttest"),
+	// The admin page is a front end like the API: only the command wires
+	// it (its tests build their fixtures with internal/apitest).
+	importRule(module+"/webui", "cmd/*"),
 	// internal/visiontest loads the models for test binaries (daemon.OpenVision).
 	importRule(module+"/daemon", "cmd/*", "internal/apitest", "internal/visiontest"),
 }

@@ -269,7 +269,7 @@ func (s *httpSource) get(ctx context.Context) (*http.Response, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("camera: %s: %w", Redact(s.url), redactErr(err, s.url))
+		return nil, fmt.Errorf("camera: %s: %w", Redact(s.url), redactErr(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -279,7 +279,7 @@ func (s *httpSource) get(ctx context.Context) (*http.Response, error) {
 }
 
 // redactErr keeps a URL's password out of net/http's error text.
-func redactErr(err error, raw string) error {
+func redactErr(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)

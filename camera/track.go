@@ -62,8 +62,8 @@ type Tracker struct {
 // minIoU is the overlap below which a face is not the track's.
 const minIoU = 0.25
 
-// NewTracker returns a tracker whose track ids start after lastID, so ids
-// stay unique across restarts when the caller persists the last one.
+// NewTracker returns a tracker whose track ids start after lastID (the
+// camera passes a time-based value, so ids stay unique across restarts).
 func NewTracker(lastID uint64) *Tracker {
 	return &Tracker{next: lastID, MaxAge: time.Second}
 }
@@ -142,9 +142,6 @@ func (tr *Tracker) Flush() []*Track {
 
 // Active is the number of live tracks.
 func (tr *Tracker) Active() int { return len(tr.tracks) }
-
-// LastID is the last track id handed out.
-func (tr *Tracker) LastID() uint64 { return tr.next }
 
 // predict moves the track's box by its velocity to time t.
 func (tk *Track) predict(t time.Time) face.Box {

@@ -45,10 +45,9 @@ type Door struct {
 	cfg     Config
 	outputs []Output
 
-	mu          sync.Mutex
-	lastOpened  map[string]time.Time // person id → last opening
-	lastVerdict Verdict
-	decisions   map[string]uint64
+	mu         sync.Mutex
+	lastOpened map[string]time.Time // person id → last opening
+	decisions  map[string]uint64
 }
 
 // NewDoor makes a door driving outputs.
@@ -277,7 +276,6 @@ func (c *Controller) record(ctx context.Context, d *Door, v Verdict, ev Evidence
 	}
 	f.EventID = stored.ID
 	d.mu.Lock()
-	d.lastVerdict = v
 	d.decisions[v.Decision]++
 	d.mu.Unlock()
 	if !cooldown {

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	// The time zone database, linked in (about 450 KB): a schedule's
+	// timezone must load on a device image without /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 // Schedule is when a door admits: weekly windows in the device's time

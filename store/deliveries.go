@@ -16,7 +16,12 @@ import (
 // oldest message (of any target) is dropped and counted.
 const maxDeliveries = 10_000
 
-var metaDeliveriesDropped = []byte("deliveries_dropped")
+// The queue's length and drop counter live in the meta bucket, changed in
+// the queue's transactions: the bound check on every enqueue is O(1).
+var (
+	metaDeliveriesCount   = []byte("deliveries_count")
+	metaDeliveriesDropped = []byte("deliveries_dropped")
+)
 
 func (db *DB) enqueueDeliveries(tx *bbolt.Tx, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {
@@ -41,9 +46,10 @@ func (db *DB) enqueueDeliveries(tx *bbolt.Tx, msgs []OutboxMessage) error {
 			return err
 		}
 	}
-	over := b.Stats().KeyN - maxDeliveries
+	count := metaU64(tx, metaDeliveriesCount) + uint64(len(msgs))
+	over := int(count) - maxDeliveries
 	if over <= 0 {
-		return nil
+		return setMetaU64(tx, metaDeliveriesCount, count)
 	}
 	var drop [][]byte
 	c := b.Cursor()
@@ -54,6 +60,9 @@ func (db *DB) enqueueDeliveries(tx *bbolt.Tx, msgs []OutboxMessage) error {
 		if err := b.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := setMetaU64(tx, metaDeliveriesCount, count-uint64(len(drop))); err != nil {
+		return err
 	}
 	return setMetaU64(tx, metaDeliveriesDropped, metaU64(tx, metaDeliveriesDropped)+uint64(len(drop)))
 }
@@ -67,18 +76,13 @@ func (db *DB) PeekDeliveries(ctx context.Context, target string, limit int) ([]O
 		if err != nil {
 			return err
 		}
-		c := tx.Bucket(bucketDeliveries).Cursor()
-		for k, v := c.First(); k != nil && len(msgs) < n; k, v = c.Next() {
-			m, err := decodeOutbox(k, v)
-			if err != nil {
-				return err
-			}
+		return walkQueue(tx, bucketDeliveries, func(m OutboxMessage) bool {
 			if m.Topic == target {
 				m.Delivery = true
 				msgs = append(msgs, m)
 			}
-		}
-		return nil
+			return len(msgs) < n
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: peek deliveries: %w", err)
@@ -93,12 +97,18 @@ func (db *DB) AckDeliveries(ctx context.Context, seqs ...uint64) error {
 	}
 	err := db.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDeliveries)
+		count := metaU64(tx, metaDeliveriesCount)
 		for _, s := range seqs {
-			if err := b.Delete(u64(s)); err != nil {
+			k := u64(s)
+			if b.Get(k) == nil {
+				continue
+			}
+			if err := b.Delete(k); err != nil {
 				return err
 			}
+			count--
 		}
-		return nil
+		return setMetaU64(tx, metaDeliveriesCount, count)
 	})
 	if err != nil {
 		return fmt.Errorf("store: ack deliveries: %w", err)
@@ -111,21 +121,16 @@ func (db *DB) AckDeliveries(ctx context.Context, seqs ...uint64) error {
 func (db *DB) DeliveryStats(ctx context.Context, target string) (waiting int, dropped uint64, err error) {
 	err = db.view(ctx, func(tx *bbolt.Tx) error {
 		dropped = metaU64(tx, metaDeliveriesDropped)
-		c := tx.Bucket(bucketDeliveries).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if target == "" {
-				waiting++
-				continue
-			}
-			m, err := decodeOutbox(k, v)
-			if err != nil {
-				return err
-			}
-			if m.Topic == target {
-				waiting++
-			}
+		if target == "" {
+			waiting = int(metaU64(tx, metaDeliveriesCount))
+			return nil
 		}
-		return nil
+		return walkQueue(tx, bucketDeliveries, func(m OutboxMessage) bool {
+			if target == "" || m.Topic == target {
+				waiting++
+			}
+			return true
+		})
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: delivery stats: %w", err)

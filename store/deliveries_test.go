@@ -43,3 +43,33 @@ func TestDeliveriesQueue(t *testing.T) {
 	}
 	mustCheck(t, db)
 }
+
+// The bound drops the oldest deliveries, counted, and keeps the count
+// right through enqueues, drops and acknowledgements.
+func TestDeliveriesBound(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	var batch []OutboxMessage
+	for range maxDeliveries + 5 {
+		batch = append(batch, OutboxMessage{Topic: "webhook:front:0", Payload: []byte("x"), Delivery: true})
+	}
+	if err := db.EnqueueOutbox(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	n, dropped, err := db.DeliveryStats(ctx, "")
+	if err != nil || n != maxDeliveries || dropped != 5 {
+		t.Fatalf("after %d deliveries: %d waiting, %d dropped, %v; want %d and 5", len(batch), n, dropped, err, maxDeliveries)
+	}
+	first, _ := db.PeekDeliveries(ctx, "webhook:front:0", 2)
+	if first[0].Seq != 6 {
+		t.Fatalf("oldest kept is %d, want 6 (1-5 dropped)", first[0].Seq)
+	}
+	if err := db.AckDeliveries(ctx, first[0].Seq, first[0].Seq, 999999); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := db.DeliveryStats(ctx, ""); n != maxDeliveries-1 {
+		t.Fatalf("after one ack (sent twice) and an unknown one: %d waiting, want %d", n, maxDeliveries-1)
+	}
+	if n, _, _ := db.DeliveryStats(ctx, "webhook:front:0"); n != maxDeliveries-1 {
+		t.Fatalf("the target's count %d disagrees with the total", n)
+	}
+}

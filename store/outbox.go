@@ -182,20 +182,31 @@ func (db *DB) PeekOutbox(ctx context.Context, limit int) ([]OutboxMessage, error
 		if err != nil {
 			return err
 		}
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(msgs) < n; k, v = c.Next() {
-			m, err := decodeOutbox(k, v)
-			if err != nil {
-				return err
-			}
+		return walkQueue(tx, bucketOutbox, func(m OutboxMessage) bool {
 			msgs = append(msgs, m)
-		}
-		return nil
+			return len(msgs) < n
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: peek outbox: %w", err)
 	}
 	return msgs, nil
+}
+
+// walkQueue calls fn for the messages of a queue bucket (the outbox, the
+// deliveries) in order, until fn returns false.
+func walkQueue(tx *bbolt.Tx, bucket []byte, fn func(OutboxMessage) bool) error {
+	c := tx.Bucket(bucket).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		m, err := decodeOutbox(k, v)
+		if err != nil {
+			return err
+		}
+		if !fn(m) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // AckOutbox removes delivered messages. Unknown sequences are ignored: a

@@ -1,7 +1,6 @@
 package dialect
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,20 +36,6 @@ func ReadBody(r *http.Request) ([]byte, error) {
 		return nil, bodyError(err)
 	}
 	return b, nil
-}
-
-// Buffered is the Parse of a Front whose handlers read the request
-// themselves: it reads the whole body (capped by the Front) into memory
-// and hands the request on with that copy, so the body has arrived before
-// a Slot route takes its inference slot, and a client sending it slowly
-// holds none.
-func Buffered(r *http.Request) (*http.Request, error) {
-	b, err := ReadBody(r)
-	if err != nil {
-		return nil, err
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	return r, nil
 }
 
 // Body is a request with its whole body read: the request of vendors

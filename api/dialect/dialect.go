@@ -28,9 +28,11 @@
 package dialect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -193,6 +195,8 @@ func (f *Front[R]) run(r *http.Request, rt *Route[R]) (any, error) {
 			return nil, err
 		}
 	}
+	body := &arrival{src: r.Body}
+	r.Body = body
 	req, err := f.Parse(r)
 	if err != nil {
 		return nil, err
@@ -203,6 +207,11 @@ func (f *Front[R]) run(r *http.Request, rt *Route[R]) (any, error) {
 		}
 	}
 	if rt.Slot {
+		// Whatever Parse read, the body has arrived before the slot is
+		// taken: a client sending it slowly holds none.
+		if err := body.finish(); err != nil {
+			return nil, err
+		}
 		release, err := f.Acquire(r.Context())
 		if err != nil {
 			return nil, err
@@ -291,3 +300,34 @@ var (
 	ErrNoRoute          = errors.New("dialect: no such path")
 	ErrMethodNotAllowed = errors.New("dialect: method not allowed")
 )
+
+// arrival is a request body that knows whether it was read to its end, so
+// that run can read the rest into memory before a Slot route takes its
+// inference slot; the handler then reads that rest from memory.
+type arrival struct {
+	src  io.ReadCloser
+	done bool
+}
+
+func (a *arrival) Read(p []byte) (int, error) {
+	n, err := a.src.Read(p)
+	if err == io.EOF {
+		a.done = true
+	}
+	return n, err
+}
+
+func (a *arrival) Close() error { return a.src.Close() }
+
+// finish reads what is left of the body (capped by the Front).
+func (a *arrival) finish() error {
+	if a.done {
+		return nil
+	}
+	rest, err := io.ReadAll(a.src)
+	if err != nil {
+		return bodyError(err)
+	}
+	a.src = io.NopCloser(bytes.NewReader(rest))
+	return nil
+}

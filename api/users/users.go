@@ -164,7 +164,7 @@ func New(svc *service.Service, q api.Queue, logger *slog.Logger) http.Handler {
 		Name: "users", Service: svc, Queue: q, Logger: logger,
 		Key:     dialect.Header("x-api-key"),
 		MaxBody: MaxBodyBytes,
-		Parse:   dialect.Buffered,
+		Parse:   func(r *http.Request) (*http.Request, error) { return r, nil }, // handlers read it; the toolkit has it arrive before the slot
 		Fail: func(err error) (int, any) {
 			return errorBody(answers.Failure(err))
 		},

@@ -12,9 +12,9 @@ import (
 	"github.com/facedhq/faced/service"
 )
 
-// doorScope marks a route whose scope is the door of its {id}:
-// door:<id> (or door:*, or admin).
-const doorScope = "door:{id}"
+// doorScope is decide's scope: the door of its {id}, filled in by
+// routeScope (door:* and admin also satisfy it, see auth.Allows).
+var doorScope = auth.DoorScope("{id}")
 
 func (s *Server) doorRoutes() []route {
 	return []route{

@@ -366,11 +366,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		scope := rt.scope
-		if scope == doorScope {
-			scope = auth.DoorScope(r.PathValue("id"))
-		}
-		if scope != "" {
+		if scope := routeScope(rt.scope, r); scope != "" {
 			if _, err := svc.Authenticate(ctx, requestToken(r), scope); err != nil {
 				writeProblem(w, r, err)
 				return
@@ -557,4 +553,16 @@ func clientAddr(r *http.Request) string {
 // dashboard).
 func (s *Server) QueueState() (running, waiting, slots int) {
 	return len(s.slots), int(s.queued.Load()), cap(s.slots)
+}
+
+// routeScope is the scope a request needs: the route's, with a {name} in
+// it replaced by the request's path value (door:{id} on /v1/doors/front/…
+// needs door:front).
+func routeScope(scope string, r *http.Request) string {
+	open := strings.IndexByte(scope, '{')
+	end := strings.IndexByte(scope, '}')
+	if open < 0 || end < open {
+		return scope
+	}
+	return scope[:open] + r.PathValue(scope[open+1:end]) + scope[end+1:]
 }

@@ -50,7 +50,18 @@ type ROIConfig struct {
 	H float64 `yaml:"h"`
 }
 
-var cameraIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var entryIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkEntryID checks the id of a list entry (a camera, a door): its
+// form, and that no earlier entry of the list has it.
+func checkEntryID(field, kind, id string, seen map[string]bool, bad func(field, format string, args ...any)) {
+	if !entryIDRe.MatchString(id) {
+		bad(field+".id", "%q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	} else if seen[id] {
+		bad(field+".id", "%q is used by another %s", id, kind)
+	}
+	seen[id] = true
+}
 
 // camera converts the entry, with the service's default threshold.
 func (c CameraConfig) camera(def service.Threshold) (camera.Config, error) {
@@ -74,12 +85,7 @@ func validateCameras(cams []CameraConfig, bad func(field, format string, args ..
 	seen := map[string]bool{}
 	for i, c := range cams {
 		field := fmt.Sprintf("cameras[%d]", i)
-		if !cameraIDRe.MatchString(c.ID) {
-			bad(field+".id", "%q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.ID)
-		} else if seen[c.ID] {
-			bad(field+".id", "%q is used by another camera", c.ID)
-		}
-		seen[c.ID] = true
+		checkEntryID(field, "camera", c.ID, seen, bad)
 		cc, err := c.camera(service.DefaultThreshold)
 		if err != nil {
 			bad(field+".threshold", "%v", err)

@@ -147,12 +147,7 @@ func validateDoors(cfg Config, bad func(field, format string, args ...any)) {
 	lines := map[string]string{} // "chip/line" → the output using it
 	for i, d := range cfg.Doors {
 		field := fmt.Sprintf("doors[%d]", i)
-		if !cameraIDRe.MatchString(d.ID) {
-			bad(field+".id", "%q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", d.ID)
-		} else if seen[d.ID] {
-			bad(field+".id", "%q is used by another door", d.ID)
-		}
-		seen[d.ID] = true
+		checkEntryID(field, "door", d.ID, seen, bad)
 		for j, c := range d.Cameras {
 			if !cams[c] {
 				bad(fmt.Sprintf("%s.cameras[%d]", field, j), "unknown camera %q (cameras: lists %s)", c, quotedList(cfg.Cameras))

@@ -25,16 +25,22 @@ var ErrNoFrame = errors.New("camera: no frame processed yet")
 // labels (names of decided persons, "unknown", "spoof"), as JPEG. It is
 // drawn on a copy, on request, so watching costs nothing when nobody does.
 func (c *Camera) FrameJPEG() ([]byte, error) {
+	// Only the copy is made under the lock: drawing and encoding a 1080p
+	// frame takes tens of milliseconds, which capture and process must
+	// not wait for.
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.shown == nil {
+		c.mu.Unlock()
 		return nil, ErrNoFrame
 	}
+	img := c.shown.img.Clone()
 	marks := make([]face.Mark, len(c.overlays))
 	for i, o := range c.overlays {
 		marks[i] = face.Mark{Box: o.box, Label: o.label, Known: o.label != "" && o.label != "unknown" && o.label != "spoof"}
 	}
-	return face.Annotate(c.shown.img, marks, 80)
+	c.mu.Unlock()
+	defer img.Close()
+	return face.Annotate(img, marks, 80)
 }
 
 // frameSignal returns a channel closed at the next processed frame.

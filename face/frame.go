@@ -50,3 +50,8 @@ func FrameImage(mat gocv.Mat, lim Limits) (*Image, error) {
 	}
 	return &Image{Mat: mat, Format: FormatVideo, Width: w, Height: h}, nil
 }
+
+// Clone returns a copy of the image with its own pixels.
+func (im *Image) Clone() *Image {
+	return &Image{Mat: im.Mat.Clone(), Format: im.Format, Width: im.Width, Height: im.Height}
+}

@@ -76,13 +76,13 @@ type Mark struct {
 	Known bool
 }
 
-// Annotate draws the marks on a copy of img and encodes it as JPEG.
+// Annotate draws the marks on img (pass a Clone to keep the original)
+// and encodes it as JPEG.
 func Annotate(img *Image, marks []Mark, quality int) ([]byte, error) {
 	if img == nil || img.Mat.Empty() {
 		return nil, fmt.Errorf("%w: nothing to annotate", ErrEmpty)
 	}
-	out := img.Mat.Clone()
-	defer out.Close()
+	out := &img.Mat
 	green, amber := color.RGBA{G: 200, A: 255}, color.RGBA{R: 255, G: 160, A: 255}
 	for _, m := range marks {
 		if !m.Box.valid(img.Width, img.Height) {
@@ -93,10 +93,10 @@ func Annotate(img *Image, marks []Mark, quality int) ([]byte, error) {
 			col = green
 		}
 		r := image.Rect(int(m.Box.X1), int(m.Box.Y1), int(m.Box.X2), int(m.Box.Y2))
-		gocv.Rectangle(&out, r, col, 2)
+		gocv.Rectangle(out, r, col, 2)
 		if m.Label != "" {
-			gocv.PutText(&out, m.Label, image.Pt(r.Min.X, max(12, r.Min.Y-6)), gocv.FontHersheySimplex, 0.7, col, 2)
+			gocv.PutText(out, m.Label, image.Pt(r.Min.X, max(12, r.Min.Y-6)), gocv.FontHersheySimplex, 0.7, col, 2)
 		}
 	}
-	return EncodeJPEG(out, quality)
+	return EncodeJPEG(*out, quality)
 }

@@ -321,22 +321,33 @@ func (s *Server) Root(name string, h http.Handler) http.Handler {
 // (404, or 405 keeping the mux's Allow header) instead of the mux's
 // text/plain, so clients parse one error format everywhere.
 func routeProblems(mux *http.ServeMux) http.Handler {
+	return Unrouted(mux, func(w http.ResponseWriter, r *http.Request, allowed bool) {
+		p := &Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route: " + r.URL.Path}
+		if allowed {
+			p = &Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: r.Method + " is not served on " + r.URL.Path}
+		}
+		writeProblem(w, r, p)
+	})
+}
+
+// Unrouted serves mux, and hands requests no route matches to answer in
+// the front's own error format: wrongMethod is set (and the Allow header
+// already is) when the path exists under other methods (405), else it is
+// a 404. The mux decides which; only its status and Allow are kept.
+func Unrouted(mux *http.ServeMux, answer func(w http.ResponseWriter, r *http.Request, wrongMethod bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		// Let the mux decide between 404 and 405, capturing only its
-		// status and Allow header.
 		c := &captureHeader{header: http.Header{}, status: http.StatusNotFound}
 		h.ServeHTTP(c, r)
-		p := &Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route: " + r.URL.Path}
-		if c.status == http.StatusMethodNotAllowed {
+		wrongMethod := c.status == http.StatusMethodNotAllowed
+		if wrongMethod {
 			w.Header().Set("Allow", c.header.Get("Allow"))
-			p = &Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Detail: r.Method + " is not served on " + r.URL.Path}
 		}
-		writeProblem(w, r, p)
+		answer(w, r, wrongMethod)
 	})
 }
 

@@ -122,34 +122,15 @@ func (f *Front[R]) Handler(routes []Route[R]) http.Handler {
 			mux.Handle(m+" "+rt.Pattern+"/{$}", h)
 		}
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mh, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		// Unrouted: the mux decides between 404 and 405; only its status
-		// and Allow are kept, the body is the vendor's.
-		c := &capture{header: http.Header{}, status: http.StatusNotFound}
-		mh.ServeHTTP(c, r)
-		if c.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", c.header.Get("Allow"))
+	// The body of a 404 or 405 is the vendor's.
+	return api.Unrouted(mux, func(w http.ResponseWriter, r *http.Request, wrongMethod bool) {
+		if wrongMethod {
 			f.fail(w, r, ErrMethodNotAllowed)
 			return
 		}
 		f.fail(w, r, ErrNoRoute)
 	})
 }
-
-// capture records what the mux would answer to an unrouted request.
-type capture struct {
-	header http.Header
-	status int
-}
-
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *capture) WriteHeader(status int)      { c.status = status }
 
 // serve runs one routed request: timeout, body cap, key, parse, slot,
 // handler, answer.

@@ -87,11 +87,17 @@ var errNoCommand = errors.New("no command given")
 // cancels its context (serve then drains and stops). A second signal while
 // it stops kills the process the default way. Serve handles SIGHUP itself.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signaled, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The command's context ends only once the default action is back, so
+	// a second signal sent as soon as it starts stopping kills it (serve's
+	// "shutting down" used to race the restore, and the signal was lost).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
-		<-ctx.Done()
-		stop() // restore the default action for the next signal
+		<-signaled.Done()
+		stop()
+		cancel()
 	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {

@@ -26,6 +26,10 @@ type Pair struct {
 	Same bool
 	// Fold is the pair's cross-validation fold, 0-based.
 	Fold int
+	// Centred is true when each photo is cut around the person it is of,
+	// as LFW's are: the face nearest the centre is theirs, while the
+	// biggest can be a bystander cut by the frame.
+	Centred bool
 }
 
 // ParsePairs reads a pairs file in LFW pairs.txt or CSV form (see the
@@ -89,7 +93,7 @@ func parseLFW(lines []string, hdr int) ([]Pair, int, error) {
 		if k >= total {
 			return nil, 0, fmt.Errorf("eval: line %d: extra pair: the header on line %d declares %d fold(s) of %d same + %d different pairs", lineNo, hdr+1, folds, n, n)
 		}
-		p := Pair{Fold: k / perFold, Same: k%perFold < n}
+		p := Pair{Fold: k / perFold, Same: k%perFold < n, Centred: true}
 		switch {
 		case p.Same && len(fields) != 3:
 			return nil, 0, fmt.Errorf("eval: line %d: fold %d expects a same-person pair \"name i j\", got %d fields", lineNo, p.Fold+1, len(fields))

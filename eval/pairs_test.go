@@ -34,14 +34,14 @@ func TestParseLFW(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Pair{
-		{"Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg", true, 0},
-		{"Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Akhmed_Zakayev/Akhmed_Zakayev_0003.jpg", true, 0},
-		{"Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg", "Dean_Barker/Dean_Barker_0001.jpg", false, 0},
-		{"Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg", "Giancarlo_Fisichella/Giancarlo_Fisichella_0001.jpg", false, 0},
-		{"George_W_Bush/George_W_Bush_0012.jpg", "George_W_Bush/George_W_Bush_0530.jpg", true, 1},
-		{"Zico/Zico_0001.jpg", "Zico/Zico_0002.jpg", true, 1},
-		{"Ana_Palacio/Ana_Palacio_0002.jpg", "Zico/Zico_0003.jpg", false, 1},
-		{"Zico/Zico_0003.jpg", "Abel_Pacheco/Abel_Pacheco_0002.jpg", false, 1},
+		{"Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg", true, 0, true},
+		{"Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Akhmed_Zakayev/Akhmed_Zakayev_0003.jpg", true, 0, true},
+		{"Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg", "Dean_Barker/Dean_Barker_0001.jpg", false, 0, true},
+		{"Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg", "Giancarlo_Fisichella/Giancarlo_Fisichella_0001.jpg", false, 0, true},
+		{"George_W_Bush/George_W_Bush_0012.jpg", "George_W_Bush/George_W_Bush_0530.jpg", true, 1, true},
+		{"Zico/Zico_0001.jpg", "Zico/Zico_0002.jpg", true, 1, true},
+		{"Ana_Palacio/Ana_Palacio_0002.jpg", "Zico/Zico_0003.jpg", false, 1, true},
+		{"Zico/Zico_0003.jpg", "Abel_Pacheco/Abel_Pacheco_0002.jpg", false, 1, true},
 	}
 	if folds != 2 {
 		t.Errorf("folds = %d, want 2", folds)
@@ -145,12 +145,12 @@ func TestParseCSVVariants(t *testing.T) {
 		{
 			name: "plain",
 			in:   "file_x,file_y,Decision\na.jpg,b.jpg,Yes\nc.jpg,d.jpg,No\n",
-			want: []Pair{{"a.jpg", "b.jpg", true, 0}, {"c.jpg", "d.jpg", false, 1}},
+			want: []Pair{{"a.jpg", "b.jpg", true, 0, false}, {"c.jpg", "d.jpg", false, 1, false}},
 		},
 		{
 			name: "case, order, extra columns, spaces, BOM, CRLF, blank lines",
 			in:   "\ufeff\r\nID, DECISION ,File_Y,file_X,note\r\n1, no ,b b.jpg,a.jpg,x\r\n   \r\n2,YES, \"d,1.jpg\",sub/c.jpg,\r\n",
-			want: []Pair{{"a.jpg", "b b.jpg", false, 1}, {"sub/c.jpg", "d,1.jpg", true, 0}},
+			want: []Pair{{"a.jpg", "b b.jpg", false, 1, false}, {"sub/c.jpg", "d,1.jpg", true, 0, false}},
 		},
 	}
 	for _, tt := range tests {

@@ -89,6 +89,12 @@ const (
 	SelectAll     Selector = "all"     // every face, biggest first
 	SelectBiggest Selector = "biggest" // only the biggest face
 	SelectReject  Selector = "reject"  // ErrTooManyFaces if more than one
+	// SelectCentral keeps only the face whose centre is nearest the photo's
+	// centre: how LFW's protocol names the person a photo is of (its photos
+	// are cut around that face). The biggest box in such a photo can be a
+	// bystander cut by the frame. Not one of FindFace's selectors, so
+	// ParseSelector does not accept it.
+	SelectCentral Selector = "central"
 )
 
 // ParseSelector validates a selector name; empty means all.
@@ -413,6 +419,8 @@ func (p *Pipeline) DetectImage(ctx context.Context, img *Image, opts Options) ([
 	switch opts.Selector {
 	case SelectBiggest:
 		dets = dets[:min(1, len(dets))]
+	case SelectCentral:
+		dets = nearestCentre(dets, img.Width, img.Height)
 	case SelectReject:
 		if len(dets) > 1 {
 			e := &ErrTooManyFaces{}
@@ -446,8 +454,8 @@ func (p *Pipeline) checkOptions(opts Options) error {
 	if opts.Landmarks68 && !p.Has(models.TaskLandmarks) {
 		return fmt.Errorf("%w: 68 landmarks", ErrStageDisabled)
 	}
-	if opts.Selector == "" {
-		opts.Selector = SelectAll
+	if opts.Selector == "" || opts.Selector == SelectCentral {
+		return nil
 	}
 	if _, err := ParseSelector(string(opts.Selector)); err != nil {
 		return err
@@ -474,6 +482,21 @@ func selectFaces(dets []detection, minSize int) []detection {
 		return cmp.Compare(b.score, a.score)
 	})
 	return dets
+}
+
+// nearestCentre keeps the one detection whose box centre is nearest the
+// centre of a w x h photo.
+func nearestCentre(dets []detection, w, h int) []detection {
+	if len(dets) == 0 {
+		return dets
+	}
+	cx, cy := float32(w)/2, float32(h)/2
+	dist := func(d detection) float32 {
+		dx, dy := (d.box.X1+d.box.X2)/2-cx, (d.box.Y1+d.box.Y2)/2-cy
+		return dx*dx + dy*dy
+	}
+	best := slices.MinFunc(dets, func(a, b detection) int { return cmp.Compare(dist(a), dist(b)) })
+	return []detection{best}
 }
 
 // run feeds pixels to a model.

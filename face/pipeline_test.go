@@ -245,6 +245,33 @@ func TestSelectors(t *testing.T) {
 	if _, err := face.ParseSelector("largest"); err == nil {
 		t.Error("unknown selector accepted")
 	}
+	if _, err := face.ParseSelector(string(face.SelectCentral)); err == nil {
+		t.Error("central accepted by ParseSelector: it is not a FindFace selector")
+	}
+}
+
+// TestSelectCentral: in this LFW photo (250x250, cut around its person)
+// the biggest box is a bystander cut by the right edge; the central face is
+// the person's.
+func TestSelectCentral(t *testing.T) {
+	p := newPipeline(t, face.Config{})
+	photo := testenv.ReadPhoto(t, "lfw/images/Julianna_Margulies/Julianna_Margulies_0002.jpg")
+	ctx := context.Background()
+	biggest, err := p.Detect(ctx, photo, face.Options{Selector: face.SelectBiggest})
+	if err != nil || len(biggest) != 1 {
+		t.Fatalf("biggest: %v, %v", biggest, err)
+	}
+	central, err := p.Detect(ctx, photo, face.Options{Selector: face.SelectCentral})
+	if err != nil || len(central) != 1 {
+		t.Fatalf("central: %v, %v", central, err)
+	}
+	centre := func(b face.Box) (float32, float32) { return (b.X1 + b.X2) / 2, (b.Y1 + b.Y2) / 2 }
+	if x, _ := centre(biggest[0].Box); x < 175 {
+		t.Errorf("biggest face centred at x=%.0f: the photo changed? want the bystander at the right edge", x)
+	}
+	if x, y := centre(central[0].Box); x < 100 || x > 150 || y < 90 || y > 160 {
+		t.Errorf("central face centred at (%.0f, %.0f), want near (125, 125)", x, y)
+	}
 }
 
 // TestBadInputGivesTypedErrors runs the hostile inputs through the

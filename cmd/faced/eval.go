@@ -97,8 +97,12 @@ func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer v.Close()
 
-	// Embed every distinct image once: the biggest face, as LFW's
-	// protocol scores the central person.
+	// Embed every distinct image once: the central face of a photo cut
+	// around its person (LFW), else the biggest.
+	selector := face.SelectBiggest
+	if len(pairs) > 0 && pairs[0].Centred {
+		selector = face.SelectCentral
+	}
 	var paths []string
 	seen := map[string]bool{}
 	for _, p := range pairs {
@@ -116,7 +120,7 @@ func evalVerify(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		faces, err := v.Pipeline.Detect(ctx, data, face.Options{Embed: true, Selector: face.SelectBiggest})
+		faces, err := v.Pipeline.Detect(ctx, data, face.Options{Embed: true, Selector: selector})
 		if err != nil && !isBadPhoto(err) {
 			return fmt.Errorf("%s: %w", rel, err)
 		}

@@ -34,3 +34,33 @@ func BenchmarkDetectAlignEmbed(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDetect1080p measures detection alone on a 1920x1080 frame with
+// one 100 px face: the whole-frame pass plus the tiled pass, the cost
+// `faced bench pipeline --size 1920x1080 --face-px 100` reports as detect.
+func BenchmarkDetect1080p(b *testing.B) {
+	p := newPipeline(b, face.Config{})
+	ctx := context.Background()
+	src := testenv.ReadPhoto(b, "deepface/img1.jpg")
+	faces, err := p.Detect(ctx, src, face.Options{})
+	if err != nil || len(faces) != 1 {
+		b.Fatalf("%d faces, %v", len(faces), err)
+	}
+	photo, err := face.Place(src, faces[0].Box, 1920, 1080, 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := face.Decode(photo, face.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer img.Close()
+	timings := face.Timings{}
+	for b.Loop() {
+		faces, err := p.DetectImage(ctx, img, face.Options{Timings: timings})
+		if err != nil || len(faces) != 1 {
+			b.Fatalf("%d faces, %v", len(faces), err)
+		}
+	}
+	b.ReportMetric(timings[face.StageDetect].Seconds()*1000/float64(b.N), "detect-ms/op")
+}

@@ -42,24 +42,26 @@ func (b Box) clampTo(w, h int) Box {
 // letterbox maps between a photo and a network input it was fitted into
 // with its aspect ratio kept and the rest padded.
 type letterbox struct {
-	scale      float32 // input pixels per photo pixel
-	padX, padY float32 // padding before the photo, in input pixels
-	inW, inH   float32
+	// input pixels per photo pixel; the two differ only by the rounding
+	// of a resize to whole pixels
+	scaleX, scaleY float32
+	padX, padY     float32 // padding before the photo, in input pixels
+	inW, inH       float32
 }
 
 func newLetterbox(photoW, photoH, inW, inH int) letterbox {
 	s := min(float32(inW)/float32(photoW), float32(inH)/float32(photoH))
 	return letterbox{
-		scale: s,
-		padX:  (float32(inW) - s*float32(photoW)) / 2,
-		padY:  (float32(inH) - s*float32(photoH)) / 2,
-		inW:   float32(inW), inH: float32(inH),
+		scaleX: s, scaleY: s,
+		padX: (float32(inW) - s*float32(photoW)) / 2,
+		padY: (float32(inH) - s*float32(photoH)) / 2,
+		inW:  float32(inW), inH: float32(inH),
 	}
 }
 
 // toPhoto maps a normalised network-input point back to photo pixels.
 func (l letterbox) toPhoto(p models.Point) Point {
-	return Point{(p.X*l.inW - l.padX) / l.scale, (p.Y*l.inH - l.padY) / l.scale}
+	return Point{(p.X*l.inW - l.padX) / l.scaleX, (p.Y*l.inH - l.padY) / l.scaleY}
 }
 
 // squareCrop is the region a "box" crop network sees: a square of side
@@ -157,4 +159,10 @@ func (b Box) valid(w, h int) bool {
 		}
 	}
 	return b.X2 > b.X1 && b.Y2 > b.Y1 && b.X2 > 0 && b.Y2 > 0 && b.X1 < float32(w) && b.Y1 < float32(h)
+}
+
+// scaled maps the box from photo pixels to those of the photo resized by
+// sx, sy.
+func (b Box) scaled(sx, sy float32) Box {
+	return Box{b.X1 * sx, b.Y1 * sy, b.X2 * sx, b.Y2 * sy}
 }

@@ -25,7 +25,9 @@ import (
 //     photo's short side), detection stops here: the fast path.
 //  2. overlapping tiles of the photo at the scale where a face of
 //     FaceSearch.MinFace photo pixels becomes the detector's smallest
-//     reliable face (models.Spec.MinFace input pixels). Tiles overlap by
+//     reliable face (models.Spec.MinFace input pixels). The photo is
+//     resampled to that scale once and the tiles, each exactly the
+//     detector's input, are cut from it (see tilePlan). Tiles overlap by
 //     more than the largest face pass 1 could miss, so every such face lies
 //     whole inside at least one tile; detections cut by an inner tile edge
 //     are dropped, and the passes are merged by non-maximum suppression.
@@ -72,44 +74,59 @@ func (s FaceSearch) closeUp() float32 {
 	return s.CloseUp
 }
 
-// tile is one detector run: a region of the photo, letterboxed into the
-// detector input.
+// tile is one detector run of the tiled pass: a region of the resampled
+// photo, at most the detector's input size (smaller only where the whole
+// resampled photo is), padded into the input.
 type tile struct {
-	rect image.Rectangle
+	rect image.Rectangle // in resampled-photo pixels
 	// inner marks the sides of rect that lie inside the photo (left, top,
 	// right, bottom): a detection touching one is cut by the tile edge.
 	inner [4]bool
 }
 
-// planTiles covers a w x h photo with tiles of the detector's aspect ratio,
-// at the scale that brings a face of minFace photo pixels to netMin input
-// pixels. It returns nil when the whole-photo pass already runs at that
-// scale (or finer), or when the tiles would be no finer than it.
-func planTiles(w, h, inW, inH int, netMin, minFace float32) []tile {
+// tilePlan is the tiled pass: the photo resampled once, to size, and tiles
+// cut from that one image at whole-pixel offsets. Resampling each tile from
+// the full photo instead costs a resize per tile (most of the detection
+// time on a 1080p frame); cutting at whole pixels of one resampled image
+// means every tile sees exactly the pixels that image holds, and maps
+// back to the photo by one scale per axis.
+type tilePlan struct {
+	size  image.Point // the resampled photo
+	tiles []tile
+}
+
+// planTiles covers a w x h photo, resampled to the scale that brings a face
+// of minFace photo pixels to netMin input pixels, with tiles of the
+// detector's input size. It returns no tiles when the whole-photo pass
+// already runs at that scale (or finer), or when the tiles would be no
+// finer than it.
+func planTiles(w, h, inW, inH int, netMin, minFace float32) tilePlan {
 	if w <= 0 || h <= 0 || inW <= 0 || inH <= 0 || netMin <= 0 || minFace <= 0 {
-		return nil
+		return tilePlan{}
 	}
 	whole := min(float32(inW)/float32(w), float32(inH)/float32(h))
 	// Never upscale: a face smaller than the detector's minimum in the
 	// original photo is too small to recognise anyway.
 	fine := min(netMin/minFace, 1)
 	if fine <= whole*finerScale {
-		return nil
+		return tilePlan{}
 	}
-	tw, th := int(float32(inW)/fine), int(float32(inH)/fine)
-	// The biggest face the whole-photo pass may miss, in photo pixels, with
-	// a margin for the box being larger than the face's core.
-	overlap := int(math.Ceil(float64(1.5 * netMin / whole)))
-	xs := spans(w, tw, overlap)
-	ys := spans(h, th, overlap)
-	tiles := make([]tile, 0, len(xs)*len(ys))
+	sw := max(1, int(math.Round(float64(w)*float64(fine))))
+	sh := max(1, int(math.Round(float64(h)*float64(fine))))
+	// The biggest face the whole-photo pass may miss (netMin input pixels
+	// there), with a margin for the box being larger than the face's core,
+	// in resampled pixels.
+	overlap := int(math.Ceil(float64(1.5 * netMin / whole * fine)))
+	xs := spans(sw, min(inW, sw), overlap)
+	ys := spans(sh, min(inH, sh), overlap)
+	plan := tilePlan{size: image.Pt(sw, sh), tiles: make([]tile, 0, len(xs)*len(ys))}
 	for _, y := range ys {
 		for _, x := range xs {
 			r := image.Rect(x[0], y[0], x[1], y[1])
-			tiles = append(tiles, tile{rect: r, inner: [4]bool{r.Min.X > 0, r.Min.Y > 0, r.Max.X < w, r.Max.Y < h}})
+			plan.tiles = append(plan.tiles, tile{rect: r, inner: [4]bool{r.Min.X > 0, r.Min.Y > 0, r.Max.X < sw, r.Max.Y < sh}})
 		}
 	}
-	return tiles
+	return plan
 }
 
 // spans cuts [0, n) into the fewest windows of length size that overlap by
@@ -130,8 +147,9 @@ func spans(n, size, overlap int) [][2]int {
 	return out
 }
 
-// cutByEdge reports whether a detection in photo pixels touches one of the
-// tile's inner edges, so that part of the face lies in another tile.
+// cutByEdge reports whether a detection, in resampled-photo pixels, touches
+// one of the tile's inner edges, so that part of the face lies in another
+// tile.
 func (t tile) cutByEdge(b Box) bool {
 	const margin = 2
 	r := t.rect
@@ -144,9 +162,14 @@ func (t tile) cutByEdge(b Box) bool {
 // detect runs the detector over the photo: the whole photo, then, unless it
 // found a close-up, the tiles planTiles asks for.
 func (p *Pipeline) detect(ctx context.Context, img gocv.Mat, search FaceSearch) ([]detection, error) {
+	n := p.nets[models.TaskDetect]
+	in := n.spec.Input
 	w, h := img.Cols(), img.Rows()
-	whole := tile{rect: image.Rect(0, 0, w, h)}
-	out, err := p.detectTile(ctx, img, whole)
+	px, lb, err := letterboxPixels(img, in.Width(), in.Height(), in.Color)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.detectPixels(ctx, px, lb, w, h)
 	if err != nil {
 		return nil, err
 	}
@@ -156,43 +179,55 @@ func (p *Pipeline) detect(ctx context.Context, img gocv.Mat, search FaceSearch) 
 			return out, nil
 		}
 	}
-	in := p.nets[models.TaskDetect].spec.Input
-	netMin := p.nets[models.TaskDetect].spec.MinFace
+	netMin := n.spec.MinFace
 	if netMin <= 0 {
 		netMin = defaultNetMinFace
 	}
-	tiles := planTiles(w, h, in.Width(), in.Height(), netMin, search.minFace(w, h))
-	if len(tiles) == 0 {
+	plan := planTiles(w, h, in.Width(), in.Height(), netMin, search.minFace(w, h))
+	if len(plan.tiles) == 0 {
 		return out, nil
 	}
-	for _, t := range tiles {
-		found, err := p.detectTile(ctx, img, t)
+	tiled, err := p.detectTiles(ctx, img, plan)
+	if err != nil {
+		return nil, err
+	}
+	return mergeDetections(append(out, tiled...)), nil
+}
+
+// detectTiles runs the tiled pass: what each tile finds, in photo pixels,
+// except detections cut by an inner tile edge; not yet merged.
+func (p *Pipeline) detectTiles(ctx context.Context, img gocv.Mat, plan tilePlan) ([]detection, error) {
+	in := p.nets[models.TaskDetect].spec.Input
+	w, h := img.Cols(), img.Rows()
+	scaled, err := resizePixels(img, plan.size.X, plan.size.Y, in.Color)
+	if err != nil {
+		return nil, err
+	}
+	sx, sy := float32(plan.size.X)/float32(w), float32(plan.size.Y)/float32(h)
+	var out []detection
+	for _, t := range plan.tiles {
+		px, pad := cutPixels(scaled, t.rect, in.Width(), in.Height())
+		// From the input back to the photo: undo the padding, move to the
+		// tile's place, undo the scale.
+		lb := letterbox{scaleX: sx, scaleY: sy, padX: float32(pad.X - t.rect.Min.X), padY: float32(pad.Y - t.rect.Min.Y),
+			inW: float32(in.Width()), inH: float32(in.Height())}
+		found, err := p.detectPixels(ctx, px, lb, w, h)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range found {
-			if !t.cutByEdge(d.box) {
+			if !t.cutByEdge(d.box.scaled(sx, sy)) {
 				out = append(out, d)
 			}
 		}
 	}
-	return mergeDetections(out), nil
+	return out, nil
 }
 
-// detectTile runs the detector once on a region of the photo.
-func (p *Pipeline) detectTile(ctx context.Context, img gocv.Mat, t tile) ([]detection, error) {
-	n := p.nets[models.TaskDetect]
-	in := n.spec.Input
-	src := img
-	if t.rect != image.Rect(0, 0, img.Cols(), img.Rows()) {
-		src = img.Region(t.rect)
-		defer src.Close()
-	}
-	px, lb, err := letterboxPixels(src, in.Width(), in.Height(), in.Color)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := p.run(ctx, n, px)
+// detectPixels runs the detector once on an input and maps what it finds
+// back to the w x h photo.
+func (p *Pipeline) detectPixels(ctx context.Context, px models.Pixels, lb letterbox, w, h int) ([]detection, error) {
+	raw, err := p.run(ctx, p.nets[models.TaskDetect], px)
 	if err != nil {
 		return nil, err
 	}
@@ -200,22 +235,16 @@ func (p *Pipeline) detectTile(ctx context.Context, img gocv.Mat, t tile) ([]dete
 	if err != nil {
 		return nil, err
 	}
-	off := Point{float32(t.rect.Min.X), float32(t.rect.Min.Y)}
-	toPhoto := func(q models.Point) Point {
-		r := lb.toPhoto(q)
-		return Point{r.X + off.X, r.Y + off.Y}
-	}
-	w, h := img.Cols(), img.Rows()
 	var out []detection
 	for _, d := range found {
-		tl, br := toPhoto(models.Point{X: d.Box.X1, Y: d.Box.Y1}), toPhoto(models.Point{X: d.Box.X2, Y: d.Box.Y2})
+		tl, br := lb.toPhoto(models.Point{X: d.Box.X1, Y: d.Box.Y1}), lb.toPhoto(models.Point{X: d.Box.X2, Y: d.Box.Y2})
 		box := Box{tl.X, tl.Y, br.X, br.Y}.clampTo(w, h)
 		if box.Width() < 1 || box.Height() < 1 {
 			continue
 		}
 		det := detection{box: box, score: d.Score}
 		for _, k := range d.Keypoints {
-			det.keypoints = append(det.keypoints, toPhoto(k))
+			det.keypoints = append(det.keypoints, lb.toPhoto(k))
 		}
 		out = append(out, det)
 	}

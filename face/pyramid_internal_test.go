@@ -3,68 +3,83 @@ package face
 import (
 	"image"
 	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facedhq/faced/models"
 )
 
 // TestPlanTiles: which photos get a tiled pass, and that the tiles cover
-// the photo with the overlap the whole-photo pass needs.
+// the resampled photo with the overlap the whole-photo pass needs.
 func TestPlanTiles(t *testing.T) {
 	const inW, inH, netMin = 320, 240, 12
 	cases := []struct {
 		name      string
 		w, h      int
 		minFace   float32
-		wantTiles bool
+		wantTiles int
 	}{
 		// 640x480 at 20 px: the whole photo runs at 0.5, the tiles would at
 		// 0.6: not finer enough to pay for themselves.
-		{"vga portrait", 640, 480, 20, false},
-		{"small photo", 300, 200, 20, false},
-		{"1024 scene", 1024, 768, 21.3, true},
-		{"1080p at 40 px", 1920, 1080, 40, true},
+		{"vga portrait", 640, 480, 20, 0},
+		{"small photo", 300, 200, 20, 0},
+		{"1024 scene", 1024, 768, 21.3, 4},
+		// 576x324 at 0.3: two columns, two rows.
+		{"1080p at 40 px", 1920, 1080, 40, 4},
+		{"1080p at 20 px", 1920, 1080, 20, 20},
 		// A minimum face the whole-photo pass already reaches.
-		{"1080p at 100 px", 1920, 1080, 100, false},
-		{"tall photo", 480, 2000, 20, true},
+		{"1080p at 100 px", 1920, 1080, 100, 0},
+		// 288x1200 at 0.6: one column, narrower than the input.
+		{"tall photo", 480, 2000, 20, 8},
+		{"odd sizes", 1023, 767, 21.3, 4},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tiles := planTiles(c.w, c.h, inW, inH, netMin, c.minFace)
-			if (len(tiles) > 0) != c.wantTiles {
-				t.Fatalf("%d tiles, want tiles: %v", len(tiles), c.wantTiles)
+			plan := planTiles(c.w, c.h, inW, inH, netMin, c.minFace)
+			if len(plan.tiles) != c.wantTiles {
+				t.Fatalf("%d tiles, want %d", len(plan.tiles), c.wantTiles)
 			}
-			if len(tiles) == 0 {
+			if len(plan.tiles) == 0 {
 				return
 			}
+			fine := netMin / c.minFace
+			if want := image.Pt(int(float32(c.w)*fine+0.5), int(float32(c.h)*fine+0.5)); plan.size != want {
+				t.Fatalf("resampled to %v, want %v (scale %v)", plan.size, want, fine)
+			}
 			whole := min(float32(inW)/float32(c.w), float32(inH)/float32(c.h))
-			overlap := int(1.5 * netMin / whole)
-			bounds := image.Rect(0, 0, c.w, c.h)
-			// Every point of the photo is in a tile, and every face up to the
-			// overlap size lies whole inside one tile: check squares of that
-			// size on a grid.
-			for y := 0; y+overlap <= c.h; y += max(1, overlap/3) {
-				for x := 0; x+overlap <= c.w; x += max(1, overlap/3) {
+			overlap := int(1.5 * netMin / whole * fine)
+			bounds := image.Rectangle{Max: plan.size}
+			// Every point of the resampled photo is in a tile, and every
+			// face up to the overlap size lies whole inside one tile: check
+			// squares of that size on a grid.
+			for y := 0; y+overlap <= plan.size.Y; y += max(1, overlap/3) {
+				for x := 0; x+overlap <= plan.size.X; x += max(1, overlap/3) {
 					sq := image.Rect(x, y, x+overlap, y+overlap)
 					found := false
-					for _, tl := range tiles {
-						if !tl.rect.In(bounds) {
-							t.Fatalf("tile %v outside the %dx%d photo", tl.rect, c.w, c.h)
-						}
+					for _, tl := range plan.tiles {
 						if sq.In(tl.rect) {
 							found = true
 							break
 						}
 					}
 					if !found {
-						t.Fatalf("a %d px face at %v lies whole in no tile of %v", overlap, sq, tiles)
+						t.Fatalf("a %d px face at %v lies whole in no tile of %v", overlap, sq, plan.tiles)
 					}
 				}
 			}
-			// Tiles have the detector's aspect ratio (unless the photo is
-			// smaller than a tile in one direction) and are no bigger than
-			// the scale needs.
-			tw := int(inW / (netMin / c.minFace))
-			for _, tl := range tiles {
-				if tl.rect.Dx() != min(tw, c.w) {
-					t.Errorf("tile %v: width %d, want %d", tl.rect, tl.rect.Dx(), min(tw, c.w))
+			// Tiles lie inside the resampled photo, are the detector's input
+			// size (or the photo's, where it is smaller), and know which of
+			// their edges are inner ones.
+			for _, tl := range plan.tiles {
+				if !tl.rect.In(bounds) {
+					t.Fatalf("tile %v outside the resampled %v", tl.rect, plan.size)
+				}
+				if tl.rect.Size() != image.Pt(min(inW, plan.size.X), min(inH, plan.size.Y)) {
+					t.Errorf("tile %v is not %dx%d", tl.rect, min(inW, plan.size.X), min(inH, plan.size.Y))
+				}
+				want := [4]bool{tl.rect.Min.X > 0, tl.rect.Min.Y > 0, tl.rect.Max.X < plan.size.X, tl.rect.Max.Y < plan.size.Y}
+				if tl.inner != want {
+					t.Errorf("tile %v: inner edges %v, want %v", tl.rect, tl.inner, want)
 				}
 			}
 		})
@@ -73,8 +88,8 @@ func TestPlanTiles(t *testing.T) {
 
 func TestPlanTilesRefusesNonsense(t *testing.T) {
 	for _, c := range [][6]float32{{0, 480, 320, 240, 12, 20}, {640, 480, 320, 240, 0, 20}, {640, 480, 320, 240, 12, 0}, {640, 480, 0, 240, 12, 20}} {
-		if tiles := planTiles(int(c[0]), int(c[1]), int(c[2]), int(c[3]), c[4], c[5]); tiles != nil {
-			t.Errorf("planTiles%v = %v, want none", c, tiles)
+		if plan := planTiles(int(c[0]), int(c[1]), int(c[2]), int(c[3]), c[4], c[5]); plan.tiles != nil {
+			t.Errorf("planTiles%v = %v, want none", c, plan)
 		}
 	}
 }
@@ -112,6 +127,97 @@ func TestCutByEdge(t *testing.T) {
 		if got := tl.cutByEdge(c.b); got != c.cut {
 			t.Errorf("cutByEdge(%v) = %v, want %v", c.b, got, c.cut)
 		}
+	}
+}
+
+// TestCutPixels: a tile is the resampled photo's pixels at whole-pixel
+// offsets, unchanged, and a tile smaller than the input sits centred on
+// black.
+func TestCutPixels(t *testing.T) {
+	src := models.Pixels{Width: 7, Height: 5, Channels: 3, Data: make([]uint8, 7*5*3)}
+	for i := range src.Data {
+		src.Data[i] = uint8(i + 1) // no zeros: padding is told apart
+	}
+	at := func(p models.Pixels, x, y, c int) uint8 { return p.Data[(y*p.Width+x)*p.Channels+c] }
+
+	r := image.Rect(2, 1, 6, 4)
+	got, pad := cutPixels(src, r, 4, 3)
+	if pad != (image.Point{}) || got.Width != 4 || got.Height != 3 {
+		t.Fatalf("full-size tile: %dx%d, pad %v", got.Width, got.Height, pad)
+	}
+	for y := range 3 {
+		for x := range 4 {
+			for c := range 3 {
+				if at(got, x, y, c) != at(src, r.Min.X+x, r.Min.Y+y, c) {
+					t.Fatalf("tile pixel (%d,%d) channel %d is %d, want the photo's %d", x, y, c, at(got, x, y, c), at(src, r.Min.X+x, r.Min.Y+y, c))
+				}
+			}
+		}
+	}
+
+	got, pad = cutPixels(src, image.Rect(0, 0, 7, 5), 9, 8)
+	if pad != image.Pt(1, 1) {
+		t.Fatalf("padded tile: pad %v, want (1,1)", pad)
+	}
+	for y := range 8 {
+		for x := range 9 {
+			inside := image.Pt(x, y).In(image.Rect(1, 1, 8, 6))
+			for c := range 3 {
+				v := at(got, x, y, c)
+				switch {
+				case inside && v != at(src, x-1, y-1, c):
+					t.Fatalf("padded tile (%d,%d): %d, want the photo's %d", x, y, v, at(src, x-1, y-1, c))
+				case !inside && v != 0:
+					t.Fatalf("padding at (%d,%d) is %d, want black", x, y, v)
+				}
+			}
+		}
+	}
+}
+
+// TestShrink: sizes come out as asked, from even and odd photos; a
+// halving step is the mean of 2x2 blocks (no pixel is skipped, unlike a
+// linear resize at a strong downscale); growing is refused.
+func TestShrink(t *testing.T) {
+	for _, c := range [][4]int{{1920, 1080, 576, 324}, {1024, 767, 576, 431}, {1023, 768, 377, 283}, {640, 480, 320, 240}, {10, 10, 10, 10}} {
+		src := gocv.NewMatWithSize(c[1], c[0], gocv.MatTypeCV8UC3)
+		out, err := shrink(src, c[2], c[3])
+		src.Close()
+		if err != nil {
+			t.Fatalf("shrink %v: %v", c, err)
+		}
+		if out.Cols() != c[2] || out.Rows() != c[3] {
+			t.Errorf("shrink %dx%d to %dx%d gave %dx%d", c[0], c[1], c[2], c[3], out.Cols(), out.Rows())
+		}
+		out.Close()
+	}
+
+	// One bright pixel in each 4x4 block: a quarter-size image must carry
+	// its energy (1/16 of 160 = 10), where sampling would see 0 or 160.
+	src := gocv.NewMatWithSize(64, 64, gocv.MatTypeCV8UC1)
+	defer src.Close()
+	for y := 1; y < 64; y += 4 {
+		for x := 2; x < 64; x += 4 {
+			src.SetUCharAt(y, x, 160)
+		}
+	}
+	out, err := shrink(src, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for y := range 16 {
+		for x := range 16 {
+			if v := out.GetUCharAt(y, x); v != 10 {
+				t.Fatalf("shrunk pixel (%d,%d) = %d, want the block mean 10", x, y, v)
+			}
+		}
+	}
+
+	big := gocv.NewMatWithSize(10, 10, gocv.MatTypeCV8UC3)
+	defer big.Close()
+	if _, err := shrink(big, 11, 10); err == nil {
+		t.Error("shrink to a bigger size accepted")
 	}
 }
 

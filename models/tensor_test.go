@@ -175,3 +175,18 @@ func TestSoftmaxSigmoid(t *testing.T) {
 	checkApprox(t, "sigmoid(-1e9)", sigmoid(-1e9), 0, 1e-6)
 	checkApprox(t, "sigmoid(2)", sigmoid(2), 0.880797, 1e-6)
 }
+
+// BenchmarkTensor is one UltraFace input: the tiled detection pass makes
+// five of them per 1080p frame.
+func BenchmarkTensor(b *testing.B) {
+	in := InputSpec{Name: "input", Shape: []int64{1, 3, 240, 320}, Layout: "NCHW", Color: "RGB", Mean: 127, Scale: 0.0078125}
+	px := Pixels{Width: 320, Height: 240, Channels: 3, Data: make([]uint8, 320*240*3)}
+	for i := range px.Data {
+		px.Data[i] = uint8(i * 7)
+	}
+	for b.Loop() {
+		if _, err := in.Tensor(px); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

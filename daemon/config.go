@@ -631,6 +631,7 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		{"vision.detector", v.Detector, models.TaskDetect, true},
 		{"vision.landmarks", v.Landmarks, models.TaskLandmarks, false},
 		{"vision.embedder", v.Embedder, models.TaskEmbed, true},
+		{"vision.fuse_embedder", v.FuseEmbedder, models.TaskEmbed, false},
 		{"vision.liveness", v.Liveness, models.TaskLiveness, false},
 	} {
 		if c.name == "" {
@@ -648,6 +649,9 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		} else if task != c.task {
 			bad(c.field, "model %q is for task %s, want %s", c.name, task, c.task)
 		}
+	}
+	if v.FuseEmbedder != "" && v.FuseEmbedder == v.Embedder {
+		bad("vision.fuse_embedder", "is vision.embedder (%q): fuse two different embedders, or leave it empty", v.Embedder)
 	}
 }
 

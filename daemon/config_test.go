@@ -313,6 +313,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"vision.detector", func(c *Config) { c.Vision.Detector = "yolo9000" }, `config: vision.detector: unknown model "yolo9000"`},
 		{"vision.detector", func(c *Config) { c.Vision.Detector = "arcface-r512" }, `config: vision.detector: model "arcface-r512" is for task embed, want detect`},
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "blazeface-front-onnx" }, `config: vision.embedder: model "blazeface-front-onnx" is for task detect, want embed`},
+		{"vision.fuse_embedder", func(c *Config) { c.Vision.FuseEmbedder = "landmark68" }, `config: vision.fuse_embedder: model "landmark68" is for task landmarks, want embed`},
+		{"vision.fuse_embedder", func(c *Config) { c.Vision.FuseEmbedder = c.Vision.Embedder }, `config: vision.fuse_embedder: is vision.embedder ("arcface-r512"): fuse two different embedders, or leave it empty`},
 		{"vision.max_image_bytes", func(c *Config) { c.Vision.MaxImageBytes = -1 }, "config: vision.max_image_bytes: must not be negative"},
 		{"vision.max_image_pixels", func(c *Config) { c.Vision.MaxImagePixels = -1 }, "config: vision.max_image_pixels: must not be negative"},
 		{"api.max_body_bytes", func(c *Config) { c.API.MaxBodyBytes = 0 }, "config: api.max_body_bytes: must be positive"},

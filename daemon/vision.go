@@ -34,10 +34,15 @@ type VisionConfig struct {
 	Landmarks string `json:"landmarks" yaml:"landmarks"`
 	// Align is "keypoints" (detector keypoints) or "landmarks" (the 68);
 	// empty: keypoints when the detector has them.
-	Align      string `json:"align" yaml:"align"`
-	Embedder   string `json:"embedder" yaml:"embedder"`
-	Liveness   string `json:"liveness" yaml:"liveness"`
-	Attributes bool   `json:"attributes" yaml:"attributes"`
+	Align    string `json:"align" yaml:"align"`
+	Embedder string `json:"embedder" yaml:"embedder"`
+	// FuseEmbedder is a second embedder joined to Embedder
+	// (face.Config.FuseEmbedder): better separation of strangers for a
+	// second embedder run. Its embedder ID names both, so switching it
+	// needs re-enrolment (GET /v1/reembed).
+	FuseEmbedder string `json:"fuse_embedder,omitempty" yaml:"fuse_embedder,omitempty"`
+	Liveness     string `json:"liveness" yaml:"liveness"`
+	Attributes   bool   `json:"attributes" yaml:"attributes"`
 	// Flip embeds each face and its mirror image (face.Config.Flip): a
 	// second embedder run for slightly better recognition. Its embedder
 	// ID differs, so switching it needs re-enrolment (GET /v1/reembed).
@@ -143,7 +148,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 	v.Pipeline, err = face.New(ctx, face.Config{
 		DepsDir: dir, Backends: v.Backends,
 		Detector: cfg.Detector, Landmarks: cfg.Landmarks, Align: cfg.Align, Embedder: cfg.Embedder, Liveness: cfg.Liveness,
-		Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
+		FuseEmbedder: cfg.FuseEmbedder, Attributes: cfg.Attributes, Sessions: cfg.Sessions, Limits: limits, MinScore: cfg.MinScore,
 		Search: face.FaceSearch{MinFace: float32(cfg.MinFacePx)}, Flip: cfg.Flip,
 		Observe: cfg.Observe, CustomModels: cfg.customSpecs(),
 	})
@@ -154,9 +159,18 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 	return v, nil
 }
 
+// EmbedderName names the embedding in reports: the embedder, or both
+// joined by "+" when one is fused to it.
+func (cfg VisionConfig) EmbedderName() string {
+	if cfg.FuseEmbedder == "" {
+		return cfg.Embedder
+	}
+	return cfg.Embedder + "+" + cfg.FuseEmbedder
+}
+
 func (cfg VisionConfig) modelNames() []string {
 	var names []string
-	for _, n := range []string{cfg.Detector, cfg.Landmarks, cfg.Embedder, cfg.Liveness} {
+	for _, n := range []string{cfg.Detector, cfg.Landmarks, cfg.Embedder, cfg.FuseEmbedder, cfg.Liveness} {
 		if n != "" {
 			names = append(names, n)
 		}

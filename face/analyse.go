@@ -300,11 +300,10 @@ func frontalFromLandmarks(l [5]Point) float32 {
 	return float32(max(0, 1-2*off))
 }
 
-// embed runs the embedder on an aligned face and, with Config.Flip, on its
-// mirror image too, returning the unit-length sum: test-time augmentation
-// that averages out the network's left-right asymmetries.
-func (p *Pipeline) embed(ctx context.Context, aligned gocv.Mat) ([]float32, error) {
-	n := p.nets[models.TaskEmbed]
+// embedOne runs one embedder on an aligned face and, with Config.Flip, on
+// its mirror image too, returning the unit-length sum: test-time
+// augmentation that averages out the network's left-right asymmetries.
+func (p *Pipeline) embedOne(ctx context.Context, n *net, e *models.Embedder, aligned gocv.Mat) ([]float32, error) {
 	once := func(m gocv.Mat) ([]float32, error) {
 		px, err := matPixels(m, n.spec.Input.Color)
 		if err != nil {
@@ -314,7 +313,7 @@ func (p *Pipeline) embed(ctx context.Context, aligned gocv.Mat) ([]float32, erro
 		if err != nil {
 			return nil, err
 		}
-		return p.embedder.Decode(out)
+		return e.Decode(out)
 	}
 	v, err := once(aligned)
 	if err != nil || !p.cfg.Flip {

@@ -48,6 +48,14 @@ type Config struct {
 	MinScore float32
 	// Search is the FaceSearch of calls whose Options leave it zero.
 	Search FaceSearch
+	// FuseEmbedder names a second embedder, trained apart from Embedder.
+	// Each face is then embedded by both and the two unit vectors are
+	// joined, each scaled by 1/sqrt(2): the cosine of two fused embeddings
+	// is the mean of the two embedders' cosines. Their mistakes differ, so
+	// the mean separates strangers better (README, "Choosing the models")
+	// at the cost of a second embedder run per face. The embedder ID names
+	// both: "arcface-r512+mobilefacenet-192@<6+6 hex>".
+	FuseEmbedder string
 	// Flip embeds each face and its mirror image and sums the two
 	// (test-time augmentation): a second embedder run per face for
 	// slightly better recognition. The embedder ID gets FlipSuffix.
@@ -200,9 +208,11 @@ type Attributes struct {
 // Pipeline runs the configured networks over photos. It is safe for
 // concurrent use; each model has Config.Sessions sessions.
 type Pipeline struct {
-	cfg       Config
-	detector  models.Detector
-	embedder  *models.Embedder
+	cfg      Config
+	detector models.Detector
+	embedder *models.Embedder
+	// fused is Config.FuseEmbedder, loaded; nil without it.
+	fused     *fusedEmbedder
 	nets      map[models.Task]*net
 	manifests []models.Spec
 	// alignOnKeypoints aligns on the detector's keypoints; the landmark
@@ -305,6 +315,14 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 			return nil, err
 		}
 	}
+	if cfg.FuseEmbedder != "" {
+		if p.fused, err = p.loadFused(ctx, m, cfg.FuseEmbedder); err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.manifests = append(p.manifests, p.fused.net.spec)
+		slices.SortFunc(p.manifests, func(a, b models.Spec) int { return cmp.Compare(a.Name, b.Name) })
+	}
 	return p, nil
 }
 
@@ -330,7 +348,7 @@ func (p *Pipeline) load(ctx context.Context, spec models.Spec) (*net, error) {
 // observing). It may be called while the pipeline serves, so a front end
 // created after the pipeline can still hook its metrics in.
 func (p *Pipeline) SetObserver(fn func(model string, d time.Duration)) {
-	for _, n := range p.nets {
+	for _, n := range p.allNets() {
 		n.pool.SetObserver(modelObserver(fn, n.spec.Name))
 	}
 }
@@ -347,10 +365,22 @@ func modelObserver(fn func(model string, d time.Duration), model string) func(ti
 // caller.
 func (p *Pipeline) Close() error {
 	var errs []error
-	for _, n := range p.nets {
+	for _, n := range p.allNets() {
 		errs = append(errs, n.pool.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// allNets lists every loaded model, the fused embedder's included.
+func (p *Pipeline) allNets() []*net {
+	all := make([]*net, 0, len(p.nets)+1)
+	for _, n := range p.nets {
+		all = append(all, n)
+	}
+	if p.fused != nil {
+		all = append(all, p.fused.net)
+	}
+	return all
 }
 
 // Models lists the loaded models.
@@ -362,19 +392,28 @@ func (p *Pipeline) EmbedderID() string {
 	if p.embedder == nil {
 		return ""
 	}
+	name, sum, _ := strings.Cut(p.embedder.ID(), "@")
+	if p.fused != nil {
+		// A fused space is neither embedder's: name both, and keep the
+		// digest part 12 hex digits long, 6 from each file.
+		name += "+" + p.fused.embedder.Spec().Name
+		sum = sum[:6] + p.fused.embedder.Spec().SHA256[:6]
+	}
 	if p.cfg.Flip {
 		// Flipped and plain embeddings are close but not the same space:
 		// thresholds differ, so they must not mix.
-		name, sum, _ := strings.Cut(p.embedder.ID(), "@")
-		return name + FlipSuffix + "@" + sum
+		name += FlipSuffix
 	}
-	return p.embedder.ID()
+	return name + "@" + sum
 }
 
 // EmbedderDim is the length of this pipeline's embeddings, or 0.
 func (p *Pipeline) EmbedderDim() int {
 	if p.embedder == nil {
 		return 0
+	}
+	if p.fused != nil {
+		return p.embedder.Spec().Dim + p.fused.embedder.Spec().Dim
 	}
 	return p.embedder.Spec().Dim
 }

@@ -98,7 +98,7 @@ func TestMakeDepsOnFreshBookworm(t *testing.T) {
 	if left != "" && !r.exists("/root/.cache/faced/"+left) {
 		t.Errorf("the tarball left out of the cache (%s) was not fetched with npm pack", left)
 	}
-	// Every runtime and model file make deps extracted, against the
+	// Every runtime and model file make deps extracted or converted, against the
 	// manifest's sha256 (read from here: building faced in the root would
 	// test `make build`, and fetch every Go module, not `make deps`).
 	m, err := models.LoadManifest()
@@ -111,6 +111,11 @@ func TestMakeDepsOnFreshBookworm(t *testing.T) {
 			if !strings.HasPrefix(f.Dst, "lib/") || strings.HasPrefix(f.Dst, "lib/amd64/") {
 				files = append(files, f.Dst)
 			}
+		}
+	}
+	for _, s := range m.Models {
+		if s.ConvertedFrom != "" { // made by make deps, not extracted
+			files = append(files, s.File)
 		}
 	}
 	if len(files) == 0 {

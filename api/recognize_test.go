@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -282,7 +283,7 @@ func TestDetectMultipart(t *testing.T) {
 	// Form fields are parameters.
 	ct, body = multipartBody(t, map[string][]byte{"photo": img}, map[string]string{"embedding": "true"})
 	e.callOK(t, "/v1/detect", ct, body, &form)
-	if len(form.Faces) != 1 || len(form.Faces[0].Embedding) != 512 {
+	if len(form.Faces) != 1 || len(form.Faces[0].Embedding) != embedDim() {
 		t.Errorf("embedding=true as a form field: %d faces, embedding %d-d", len(form.Faces), len(form.Faces[0].Embedding))
 	}
 }
@@ -314,7 +315,7 @@ func TestDetectJSONBase64(t *testing.T) {
 	var r wireDetect
 	e.callOK(t, "/v1/detect?embedding=true", "application/json",
 		jsonBody(t, map[string]any{"photo": enc64(img), "embedding": true, "min_size": 0}), &r)
-	if len(r.Faces) != 1 || len(r.Faces[0].Embedding) != 512 {
+	if len(r.Faces) != 1 || len(r.Faces[0].Embedding) != embedDim() {
 		t.Errorf("embedding:true in the body: %+v", r.Faces)
 	}
 	status, hdr, body := e.call(t, "/v1/detect?embedding=false", "application/json",
@@ -348,12 +349,12 @@ func TestDetectAllStages(t *testing.T) {
 		for _, v := range f.Embedding {
 			norm += v * v
 		}
-		if len(f.Embedding) != 512 || math.Abs(norm-1) > 1e-3 || f.Embedder != e.Svc.EmbedderID() {
-			t.Errorf("face %d: %d-d embedding of norm² %v from %q, want a 512-d unit vector from %s", i, len(f.Embedding), norm, f.Embedder, e.Svc.EmbedderID())
+		if len(f.Embedding) != embedDim() || math.Abs(norm-1) > 1e-3 || f.Embedder != e.Svc.EmbedderID() {
+			t.Errorf("face %d: %d-d embedding of norm² %v from %q, want a %d-d unit vector from %s", i, len(f.Embedding), norm, f.Embedder, embedDim(), e.Svc.EmbedderID())
 		}
 	}
 	// The two people of couple.jpg are different people.
-	if len(r.Faces[0].Embedding) == 512 && len(r.Faces[1].Embedding) == 512 {
+	if len(r.Faces[0].Embedding) == embedDim() && len(r.Faces[1].Embedding) == embedDim() {
 		var cos float64
 		for i := range 512 {
 			cos += r.Faces[0].Embedding[i] * r.Faces[1].Embedding[i]
@@ -811,7 +812,7 @@ func TestDevice(t *testing.T) {
 	if r.Faces == nil || *r.Faces != 1 {
 		t.Errorf("faces %v, want 1", r.Faces)
 	}
-	if r.Embedder != e.Svc.EmbedderID() || !regexp.MustCompile(`^[a-z0-9-]+@[0-9a-f]{12}$`).MatchString(r.Embedder) {
+	if r.Embedder != e.Svc.EmbedderID() || !regexp.MustCompile(`^[a-z0-9-]+(\+[a-z0-9-]+)?@[0-9a-f]{12}$`).MatchString(r.Embedder) {
 		t.Errorf("embedder %q, want %s as name@<sha prefix>", r.Embedder, e.Svc.EmbedderID())
 	}
 	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -821,18 +822,37 @@ func TestDevice(t *testing.T) {
 		if !hex64.MatchString(m.SHA256) || m.Task == "" {
 			t.Errorf("model %+v: want a task and a 64-hex sha256", m)
 		}
-		if m.Task == "embed" && !strings.HasPrefix(r.Embedder, m.Name+"@"+m.SHA256[:12]) {
-			t.Errorf("embedder %q is not model %s (%s)", r.Embedder, m.Name, m.SHA256)
-		}
 	}
+	// The embedder ID names the embedder (or the fused pair) and carries
+	// 6 hex digits of each file's sha256 (12 of a single one).
 	cfg := daemon.DefaultVision()
-	for _, name := range []string{cfg.Detector, cfg.Landmarks, cfg.Embedder, cfg.Liveness} {
+	names := strings.Split(cfg.Embedder, "+")
+	name, sum, _ := strings.Cut(r.Embedder, "@")
+	want := ""
+	for _, n := range names {
+		i := slices.IndexFunc(r.Models, func(m struct {
+			Name   string `json:"name"`
+			Task   string `json:"task"`
+			SHA256 string `json:"sha256"`
+		}) bool {
+			return m.Name == n
+		})
+		if i < 0 || r.Models[i].Task != "embed" {
+			t.Errorf("embedder %s is not listed as an embed model in %v", n, tasks)
+			continue
+		}
+		want += r.Models[i].SHA256[:12/len(names)]
+	}
+	if name != cfg.Embedder || sum != want {
+		t.Errorf("embedder %q, want %s@%s", r.Embedder, cfg.Embedder, want)
+	}
+	for _, name := range append([]string{cfg.Detector, cfg.Landmarks, cfg.Liveness}, names...) {
 		if _, ok := tasks[name]; !ok {
 			t.Errorf("model %s missing from %v", name, tasks)
 		}
 	}
-	if tasks[cfg.Embedder] != "embed" || len(r.Models) != len(vision.Pipeline.Models()) {
-		t.Errorf("models %v, want the %d loaded, %s as the embedder", tasks, len(vision.Pipeline.Models()), cfg.Embedder)
+	if len(r.Models) != len(vision.Pipeline.Models()) {
+		t.Errorf("models %v, want the %d loaded", tasks, len(vision.Pipeline.Models()))
 	}
 	// Device is not an inference route: it answers while the queue is full.
 	e2 := newEnv(t, Config{MaxInFlight: 1, MaxQueue: 1})

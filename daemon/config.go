@@ -623,6 +623,13 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		return
 	}
 	custom := v.validateCustom(m, bad)
+	modelsOK := true
+	// "a+b" fuses embedder b to a (face.Config.FuseEmbedder).
+	embedder, fused, _ := strings.Cut(v.Embedder, "+")
+	if strings.Contains(fused, "+") || (v.Embedder != "" && (embedder == "" || strings.HasSuffix(v.Embedder, "+"))) {
+		bad("vision.embedder", "%q: want one embedder or two joined by '+'", v.Embedder)
+		return
+	}
 	for _, c := range []struct {
 		field, name string
 		task        models.Task
@@ -630,8 +637,8 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	}{
 		{"vision.detector", v.Detector, models.TaskDetect, true},
 		{"vision.landmarks", v.Landmarks, models.TaskLandmarks, false},
-		{"vision.embedder", v.Embedder, models.TaskEmbed, true},
-		{"vision.fuse_embedder", v.FuseEmbedder, models.TaskEmbed, false},
+		{"vision.embedder", embedder, models.TaskEmbed, true},
+		{"vision.embedder", fused, models.TaskEmbed, false},
 		{"vision.liveness", v.Liveness, models.TaskLiveness, false},
 	} {
 		if c.name == "" {
@@ -646,13 +653,34 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		}
 		if !declared {
 			bad(c.field, "unknown model %q (faced models list, or declare it in vision.custom_models)", c.name)
+			modelsOK = false
 		} else if task != c.task {
 			bad(c.field, "model %q is for task %s, want %s", c.name, task, c.task)
+			modelsOK = false
 		}
 	}
-	if v.FuseEmbedder != "" && v.FuseEmbedder == v.Embedder {
-		bad("vision.fuse_embedder", "is vision.embedder (%q): fuse two different embedders, or leave it empty", v.Embedder)
+	if !modelsOK {
+		return
 	}
+	if fused != "" && fused == embedder {
+		bad("vision.embedder", "%q fuses an embedder with itself: name two different ones, or one", v.Embedder)
+	} else if _, ok := service.Calibrations[v.Embedder]; fused != "" && !ok {
+		// A fused space needs its own presets, measured with faced eval
+		// verify; only the catalogue's measured pairs have them.
+		bad("vision.embedder", "no calibration for the fused pair %q (calibrated pairs: %s)", v.Embedder, strings.Join(fusedPairs(), ", "))
+	}
+}
+
+// fusedPairs lists the fused embedder pairs that have a calibration.
+func fusedPairs() []string {
+	var out []string
+	for name := range service.Calibrations {
+		if n, _, ok := strings.Cut(name, "+"); ok && !strings.HasSuffix(name, "+flip") && n != "" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // SlogLevel is LogLevel parsed (info if it does not parse; Validate

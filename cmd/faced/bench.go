@@ -119,7 +119,7 @@ func benchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 
-	rep := benchReport{Backend: cfg.Backend, Detector: cfg.Detector, Landmarks: cfg.Landmarks, Embedder: cfg.EmbedderName(),
+	rep := benchReport{Backend: cfg.Backend, Detector: cfg.Detector, Landmarks: cfg.Landmarks, Embedder: cfg.Embedder,
 		Liveness: cfg.Liveness, ImageSize: *size, FacePx: *facePx, Modes: map[string]benchMode{}}
 	cores := runtime.NumCPU()
 	for _, mode := range []struct {

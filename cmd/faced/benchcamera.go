@@ -144,7 +144,7 @@ func benchCamera(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	wg.Wait()
 	wall, cpu := time.Since(start), cpuTime()-cpu0
 
-	rep := cameraBenchReport{Clip: abs, Cameras: *n, Seconds: wall.Seconds(), Detector: cfg.Detector, Embedder: cfg.EmbedderName(),
+	rep := cameraBenchReport{Clip: abs, Cameras: *n, Seconds: wall.Seconds(), Detector: cfg.Detector, Embedder: cfg.Embedder,
 		RequireLiveness: *liveness}
 	rep.CPUCores = cpu.Seconds() / wall.Seconds()
 	rep.CPUCoresPerCam = rep.CPUCores / float64(*n)

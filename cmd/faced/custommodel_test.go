@@ -318,7 +318,7 @@ vision:
 	}
 	args := []string{"eval", "verify", "--json", "--pairs", filepath.Join(data, "deepface", "master.csv"), "--images", filepath.Join(data, "deepface")}
 	var catalogue, custom verifyJSON
-	decodeJSON(t, mustFaced(t, args...), &catalogue, verifyKeys...)
+	decodeJSON(t, mustFaced(t, append(args, "--embedder", "arcface-r512")...), &catalogue, verifyKeys...)
 	decodeJSON(t, mustFaced(t, append(args, "--custom-models", cfg, "--embedder", "byo-arcface")...), &custom, verifyKeys...)
 	if custom.Embedder != "byo-arcface@"+arc.SHA256[:12] {
 		t.Errorf("embedder %q", custom.Embedder)

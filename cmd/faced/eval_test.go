@@ -71,8 +71,9 @@ func TestEvalVerifyDeepface(t *testing.T) {
 	if r.TARAtFAR1e3 < 0.9 {
 		t.Errorf("tar_at_far_1e3 = %.4f, want >= 0.9", r.TARAtFAR1e3)
 	}
-	if !strings.HasPrefix(r.Embedder, "arcface-r512@") {
-		t.Errorf("embedder = %q, want arcface-r512@<sha>", r.Embedder)
+	def := daemon.DefaultVision().Embedder
+	if !strings.HasPrefix(r.Embedder, def+"@") {
+		t.Errorf("embedder = %q, want %s@<sha>", r.Embedder, def)
 	}
 	if r.Threshold <= 0 || r.Threshold >= 1 {
 		t.Errorf("threshold = %v, want a cosine similarity in (0, 1)", r.Threshold)
@@ -83,7 +84,7 @@ func TestEvalVerifyDeepface(t *testing.T) {
 
 	// Issue 17: every threshold printed is named, and the one an API
 	// client may pass is the confidence of the embedder's calibration.
-	calib := service.Calibrations["arcface-r512"]
+	calib := service.Calibrations[def]
 	conf := float64(calib.Confidence(float32(r.Threshold)))
 	if r.ThresholdConfidence == nil || math.Abs(*r.ThresholdConfidence-conf) > 1e-6 {
 		t.Errorf("threshold_confidence = %v, want %.4f (the calibration's confidence of similarity %.4f)", r.ThresholdConfidence, conf, r.Threshold)
@@ -97,7 +98,7 @@ func TestEvalVerifyDeepface(t *testing.T) {
 	}
 
 	text := mustFaced(t, args...)
-	for _, want := range []string{"accuracy", "pairs", "300", "arcface-r512@",
+	for _, want := range []string{"accuracy", "pairs", "300", def + "@",
 		"confidence: the 0-1 scale the API's threshold takes",
 		fmt.Sprintf("confidence %.4f (similarity %.4f): ", conf, r.Threshold),
 	} {

@@ -231,7 +231,7 @@ func TestServeNotify(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("READY=1 sent, but /readyz says %s", resp.Status)
 	}
-	if want := "STATUS=serving on " + addr + ": 0 faces, embedder arcface-r512"; !strings.Contains(ready, want) {
+	if want := "STATUS=serving on " + addr + ": 0 faces, embedder " + daemon.DefaultVision().Embedder + "@"; !strings.Contains(ready, want) {
 		t.Errorf("READY message %q lacks %q", ready, want)
 	}
 	for range 3 {

@@ -137,9 +137,6 @@ func (c *converter) toNHWC(v value) value {
 	return value{name: c.node("Transpose", v.name+"/nhwc", []string{v.name}, intsAttr("perm", 0, 2, 3, 1)), rank: 4}
 }
 
-// nchwAxis maps an axis of an NHWC tensor to the same axis held as NCHW.
-func nchwAxis(a int64) int64 { return [4]int64{0, 2, 3, 1}[a] }
-
 // operand returns the ONNX name of an element-wise operand. A constant
 // beside an NCHW activation is broadcast the NumPy way against NHWC, so it is
 // widened to rank 4 and transposed to NCHW with it.
@@ -192,7 +189,7 @@ var elementwise = map[string]string{
 	"Add": "Add", "AddV2": "Add", "Sub": "Sub", "Mul": "Mul",
 }
 
-var unary = map[string]string{"Relu": "Relu", "Abs": "Abs", "Identity": "Identity"}
+var unary = map[string]string{"Relu": "Relu", "Abs": "Abs"}
 
 func (c *converter) convert(n *Node, in []value) (value, error) {
 	if op, ok := elementwise[n.Op]; ok {

@@ -12,14 +12,13 @@ import (
 // code for all of onnx.proto. Field numbers are onnx.proto's (IR version 7).
 
 const (
-	irVersion   = 7
-	opsetVesion = 13
+	irVersion    = 7
+	opsetVersion = 13
 
 	onnxFloat = 1 // TensorProto.DataType
 	onnxInt64 = 7
 
-	attrFloat  = 1 // AttributeProto.AttributeType
-	attrInt    = 2
+	attrInt    = 2 // AttributeProto.AttributeType
 	attrString = 3
 	attrInts   = 7
 )
@@ -35,7 +34,6 @@ type onnxNode struct {
 type onnxAttr struct {
 	name string
 	typ  int
-	f    float32
 	i    int64
 	s    string
 	ints []int64
@@ -98,9 +96,9 @@ func encodeModel(g *onnxGraph, producer string) []byte {
 	m = appendString(m, 2, producer)        // producer_name
 	m = appendMessage(m, 7, encodeGraph(g)) // graph
 	var opset []byte
-	opset = appendString(opset, 1, "")          // domain: the default one
-	opset = appendVarint(opset, 2, opsetVesion) // version
-	m = appendMessage(m, 8, opset)              // opset_import
+	opset = appendString(opset, 1, "")           // domain: the default one
+	opset = appendVarint(opset, 2, opsetVersion) // version
+	m = appendMessage(m, 8, opset)               // opset_import
 	return m
 }
 
@@ -142,9 +140,6 @@ func encodeAttr(a onnxAttr) []byte {
 	var b []byte
 	b = appendString(b, 1, a.name)
 	switch a.typ {
-	case attrFloat:
-		b = protowire.AppendTag(b, 2, protowire.Fixed32Type)
-		b = protowire.AppendFixed32(b, math.Float32bits(a.f))
 	case attrInt:
 		b = appendVarint(b, 3, uint64(a.i))
 	case attrString:

@@ -33,10 +33,9 @@ const (
 // Calibrations by embedder ID name (the part before "@"), measured with
 // `faced eval verify --pairs lfw/pairs.txt --images lfw/images` (add
 // --flip, --embedder for the others).
-//
-// mobilefacenet-192-onnx is mobilefacenet-192 converted (the same vectors
-// to 2e-5), so the fused pair's presets were read off the TFLite twin
-// (arcface-r512+mobilefacenet-192) and apply to both.
+// The fused pair with mobilefacenet-192-onnx (the default) and with its
+// TFLite twin read the same presets to four decimals: the conversion
+// gives the same vectors to 2e-5.
 var Calibrations = map[string]Calibration{
 	"arcface-r512":                        {Low: 0.3382, Medium: 0.4129, Strict: 0.4819},
 	"arcface-r512+flip":                   {Low: 0.3393, Medium: 0.4145, Strict: 0.4837},

@@ -26,6 +26,7 @@ import (
 	"github.com/facedhq/faced/accel"
 	"github.com/facedhq/faced/accel/backends"
 	"github.com/facedhq/faced/auth"
+	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
@@ -668,6 +669,10 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 		// A fused space needs its own presets, measured with faced eval
 		// verify; only the catalogue's measured pairs have them.
 		bad("vision.embedder", "no calibration for the fused pair %q (calibrated pairs: %s)", v.Embedder, strings.Join(fusedPairs(), ", "))
+	} else if _, ok := service.Calibrations[v.Embedder+face.FlipSuffix]; v.Flip && !ok {
+		// Flipped embeddings are their own space too (the service would
+		// refuse to start without presets for it).
+		bad("vision.flip", "no calibration for %q with flip: turn flip off, or measure it with faced eval verify --flip", v.Embedder)
 	}
 }
 

@@ -12,6 +12,9 @@ import (
 type Output struct {
 	Node string // TensorFlow node name, e.g. "embeddings"
 	Name string // ONNX output name
+	// Shape is the output's shape (-1: any), declared in the model:
+	// OpenCV's ONNX importer refuses an output without one.
+	Shape []int64
 }
 
 // Convert writes the part of m that computes outputs as an ONNX model whose
@@ -43,7 +46,7 @@ func Convert(m *Model, input string, outputs []Output) ([]byte, error) {
 			v = c.toNHWC(v)
 		}
 		c.emit("Identity", []string{v.name}, []string{out.Name})
-		c.g.outputs = append(c.g.outputs, valueInfo{name: out.Name})
+		c.g.outputs = append(c.g.outputs, valueInfo{name: out.Name, dims: out.Shape, dimNames: dimNames(out.Shape)})
 	}
 	if len(c.g.inputs) != 1 {
 		return nil, fmt.Errorf("toonnx: the outputs depend on %d placeholders, want 1", len(c.g.inputs))
@@ -232,7 +235,7 @@ func (c *converter) placeholder(n *Node) (value, error) {
 	if len(n.Shape) != 4 {
 		return value{}, fmt.Errorf("want a 4-D NHWC image input, got %d dimensions", len(n.Shape))
 	}
-	vi := valueInfo{name: c.input, dims: n.Shape, dimNames: []string{"batch", "", "", ""}}
+	vi := valueInfo{name: c.input, dims: n.Shape, dimNames: dimNames(n.Shape)}
 	c.g.inputs = append(c.g.inputs, vi)
 	return value{name: c.node("Transpose", n.Name+"/nchw", []string{c.input}, intsAttr("perm", 0, 3, 1, 2)), rank: 4, nchw: true}, nil
 }
@@ -376,4 +379,18 @@ func (c *converter) reshape(n *Node, in []value) (value, error) {
 		out = value{name: c.node("Transpose", n.Name+"/nchw", []string{out.name}, intsAttr("perm", 0, 3, 1, 2)), rank: 4, nchw: true}
 	}
 	return out, nil
+}
+
+// dimNames names the free dimensions of a shape: the first is the batch.
+func dimNames(shape []int64) []string {
+	names := make([]string, len(shape))
+	for i, d := range shape {
+		if d < 0 {
+			names[i] = "dim" + strconv.Itoa(i)
+			if i == 0 {
+				names[i] = "batch"
+			}
+		}
+	}
+	return names
 }

@@ -3,13 +3,15 @@ package toonnx
 import (
 	"encoding/binary"
 	"math"
-
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The ONNX protobuf messages this package writes, encoded by hand with
-// protowire: the handful of fields a model needs does not justify generated
-// code for all of onnx.proto. Field numbers are onnx.proto's (IR version 7).
+// The ONNX protobuf messages this package writes, encoded by hand: the
+// handful of fields a model needs takes two wire types (varint and
+// length-delimited), which does not justify generated code for all of
+// onnx.proto, nor a module: fetchdeps runs this at make deps time, before
+// any Go module is downloaded, and must build from the standard library
+// alone (packaging's fresh-root test checks that). Field numbers are
+// onnx.proto's (IR version 7).
 
 const (
 	irVersion    = 7
@@ -66,25 +68,36 @@ type onnxGraph struct {
 	outputs      []valueInfo
 }
 
-func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, msg)
+// Protocol Buffers wire types.
+const (
+	wireVarint = 0
+	wireBytes  = 2
+)
+
+func appendTag(b []byte, num, wire int) []byte {
+	return binary.AppendUvarint(b, uint64(num)<<3|uint64(wire))
 }
 
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+func appendMessage(b []byte, num int, msg []byte) []byte {
+	b = appendTag(b, num, wireBytes)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	return append(b, msg...)
 }
 
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+func appendString(b []byte, num int, s string) []byte {
+	return appendMessage(b, num, []byte(s))
 }
 
-func appendPackedInts(b []byte, num protowire.Number, v []int64) []byte {
+func appendVarint(b []byte, num int, v uint64) []byte {
+	return binary.AppendUvarint(appendTag(b, num, wireVarint), v)
+}
+
+// appendPackedInts writes a packed repeated int64 (negative values as
+// ten-byte two's complement varints, as protobuf does).
+func appendPackedInts(b []byte, num int, v []int64) []byte {
 	var p []byte
 	for _, x := range v {
-		p = protowire.AppendVarint(p, uint64(x))
+		p = binary.AppendUvarint(p, uint64(x))
 	}
 	return appendMessage(b, num, p)
 }

@@ -44,7 +44,7 @@ var tflOps = map[int32]string{
 // operators do. A fixed batch baked into a RESHAPE's target shape
 // (MobileFaceNet.tflite's [2, 192]) is made -1, so the ONNX model takes any
 // batch.
-func FromTFLite(data []byte) (m *Model, inputs, outputs []string, err error) {
+func FromTFLite(data []byte) (m *Model, inputs []string, outputs []Output, err error) {
 	defer func() {
 		// The reader checks offsets as it goes; a bounds panic it missed
 		// still means a damaged file, not a crash.
@@ -99,7 +99,11 @@ func FromTFLite(data []byte) (m *Model, inputs, outputs []string, err error) {
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		outputs = append(outputs, n)
+		shape := toInt64s(fb.int32s(tensors[i], 0))
+		if len(shape) > 0 {
+			shape[0] = -1
+		}
+		outputs = append(outputs, Output{Node: n, Name: "output", Shape: shape})
 	}
 	// Constants: tensors whose buffer holds data.
 	for i, t := range tensors {
@@ -309,5 +313,5 @@ func TFLiteToONNX(data []byte) ([]byte, error) {
 	if len(ins) != 1 || len(outs) != 1 {
 		return nil, fmt.Errorf("toonnx: tflite: %d inputs and %d outputs, want one of each", len(ins), len(outs))
 	}
-	return Convert(m, "input", []Output{{Node: outs[0], Name: "output"}})
+	return Convert(m, "input", outs)
 }

@@ -316,7 +316,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "arcface-r512+landmark68" }, `config: vision.embedder: model "landmark68" is for task landmarks, want embed`},
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "arcface-r512+arcface-r512" }, `config: vision.embedder: "arcface-r512+arcface-r512" fuses an embedder with itself: name two different ones, or one`},
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "mobilefacenet-192-onnx+arcface-r512" }, `config: vision.embedder: no calibration for the fused pair "mobilefacenet-192-onnx+arcface-r512" (calibrated pairs: arcface-r512+mobilefacenet-192, arcface-r512+mobilefacenet-192-onnx)`},
-		{"vision.flip", func(c *Config) { c.Vision.Flip = true }, `config: vision.flip: no calibration for "arcface-r512+mobilefacenet-192-onnx" with flip: turn flip off, or measure it with faced eval verify --flip`},
+		{"vision.flip", func(c *Config) { c.Vision.Embedder, c.Vision.Flip = "mobilefacenet-192-onnx", true }, `config: vision.flip: no calibration for "mobilefacenet-192-onnx" with flip: turn flip off, or measure it with faced eval verify --flip`},
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "a+b+c" }, `config: vision.embedder: "a+b+c": want one embedder or two joined by '+'`},
 		{"vision.embedder", func(c *Config) { c.Vision.Embedder = "arcface-r512+" }, `config: vision.embedder: "arcface-r512+": want one embedder or two joined by '+'`},
 		{"vision.max_image_bytes", func(c *Config) { c.Vision.MaxImageBytes = -1 }, "config: vision.max_image_bytes: must not be negative"},

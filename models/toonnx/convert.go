@@ -56,8 +56,8 @@ func Convert(m *Model, input string, outputs []Output) ([]byte, error) {
 
 // value is a converted TensorFlow tensor.
 type value struct {
-	name string  // ONNX tensor name
-	rank int     // -1 when not known
+	name string // ONNX tensor name
+	rank int
 	nchw bool    // a 4-D activation held as NCHW (the graph's is NHWC)
 	c    *Tensor // set for a constant, which is emitted only where used
 }

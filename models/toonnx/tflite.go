@@ -82,28 +82,35 @@ func FromTFLite(data []byte) (m *Model, inputs []string, outputs []Output, err e
 	}
 
 	m = &Model{Weights: make(map[string]*Tensor)}
+	// The graph's inputs and outputs keep their shapes with the batch
+	// (TFLite's fixed first dimension) made free.
+	anyBatch := func(i int32) []int64 {
+		shape := toInt64s(fb.int32s(tensors[i], 0))
+		if len(shape) > 0 {
+			shape[0] = -1
+		}
+		return shape
+	}
 	for _, i := range fb.int32s(sg, 1) {
 		n, err := name(i)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		shape := toInt64s(fb.int32s(tensors[i], 0))
-		if len(shape) > 0 {
-			shape[0] = -1
-		}
-		m.Nodes = append(m.Nodes, Node{Name: n, Op: "Placeholder", Shape: shape})
+		m.Nodes = append(m.Nodes, Node{Name: n, Op: "Placeholder", Shape: anyBatch(i)})
 		inputs = append(inputs, n)
 	}
-	for _, i := range fb.int32s(sg, 2) {
+	graphOutputs := fb.int32s(sg, 2)
+	for k, i := range graphOutputs {
 		n, err := name(i)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		shape := toInt64s(fb.int32s(tensors[i], 0))
-		if len(shape) > 0 {
-			shape[0] = -1
+		// "output", or "output0", "output1"... when there are several.
+		out := "output"
+		if len(graphOutputs) > 1 {
+			out += strconv.Itoa(k)
 		}
-		outputs = append(outputs, Output{Node: n, Name: "output", Shape: shape})
+		outputs = append(outputs, Output{Node: n, Name: out, Shape: anyBatch(i)})
 	}
 	// Constants: tensors whose buffer holds data.
 	for i, t := range tensors {

@@ -665,11 +665,11 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	}
 	if fused != "" && fused == embedder {
 		bad("vision.embedder", "%q fuses an embedder with itself: name two different ones, or one", v.Embedder)
-	} else if _, ok := service.Calibrations[v.Embedder]; fused != "" && !ok {
+	} else if _, ok := service.LookupCalibration(v.Embedder, v.CustomCalibrations()); fused != "" && !ok {
 		// A fused space needs its own presets, measured with faced eval
 		// verify; only the catalogue's measured pairs have them.
 		bad("vision.embedder", "no calibration for the fused pair %q (calibrated pairs: %s)", v.Embedder, strings.Join(fusedPairs(), ", "))
-	} else if _, ok := service.Calibrations[v.Embedder+face.FlipSuffix]; v.Flip && !ok {
+	} else if _, ok := service.LookupCalibration(v.Embedder+face.FlipSuffix, v.CustomCalibrations()); v.Flip && !ok {
 		// Flipped embeddings are their own space too (the service would
 		// refuse to start without presets for it).
 		bad("vision.flip", "no calibration for %q with flip: turn flip off, or measure it with faced eval verify --flip", v.Embedder)
@@ -711,7 +711,7 @@ func (cfg Config) ServiceConfig() service.Config {
 		t = service.DefaultThreshold
 	}
 	return service.Config{DefaultGallery: cfg.Service.DefaultGallery, KeepImages: cfg.Service.KeepImages, Threshold: t,
-		Calibrations: cfg.Vision.calibrations()}
+		Calibrations: cfg.Vision.CustomCalibrations()}
 }
 
 // ProvisionKeys upserts keys into the store (service.ProvisionAPIKey) and

@@ -137,8 +137,8 @@ func (v VisionConfig) manifest() (*models.Manifest, error) {
 	return m, nil
 }
 
-// calibrations are the declared embedders' thresholds, by name.
-func (v VisionConfig) calibrations() map[string]service.Calibration {
+// CustomCalibrations are the declared embedders' thresholds, by name.
+func (v VisionConfig) CustomCalibrations() map[string]service.Calibration {
 	out := map[string]service.Calibration{}
 	for _, c := range v.CustomModels {
 		if c.Task == string(models.TaskEmbed) && c.Calibration != nil {

@@ -48,6 +48,17 @@ var Calibrations = map[string]Calibration{
 	"arcface-r512+mobilefacenet-192-onnx+flip": {Low: 0.3760, Medium: 0.4519, Strict: 0.5170},
 }
 
+// LookupCalibration returns the presets of an embedder, by the name part
+// of its ID: from extra (a configuration's custom models) first, then the
+// built-in table. The service, config check and eval all look up here.
+func LookupCalibration(name string, extra map[string]Calibration) (Calibration, bool) {
+	if c, ok := extra[name]; ok {
+		return c, true
+	}
+	c, ok := Calibrations[name]
+	return c, ok
+}
+
 // anchors are the knots of the map: cosines and their confidences.
 func (c Calibration) anchors() (xs, ys [6]float32) {
 	// A custom embedder whose low preset is at or below cosine 0 gets the

@@ -133,10 +133,7 @@ func New(ctx context.Context, st *store.DB, p *face.Pipeline, cfg Config, logger
 		return nil, errors.New("service: the pipeline has no embedder")
 	}
 	name, _, _ := strings.Cut(embedder, "@")
-	calib, ok := cfg.Calibrations[name]
-	if !ok {
-		calib, ok = Calibrations[name]
-	}
+	calib, ok := LookupCalibration(name, cfg.Calibrations)
 	if !ok {
 		return nil, fmt.Errorf("service: embedder %s has no calibration (run faced eval verify and add it)", name)
 	}

@@ -191,12 +191,7 @@ func ptr[T any](v T) *T { return &v }
 // built-in one.
 func calibrationFor(cfg daemon.VisionConfig, embedderID string) (calibration, bool) {
 	name, _, _ := strings.Cut(embedderID, "@")
-	for _, m := range cfg.CustomModels {
-		if m.Name == name && m.Calibration != nil {
-			return calibration{service.Calibration{Low: m.Calibration.Low, Medium: m.Calibration.Medium, Strict: m.Calibration.Strict}}, true
-		}
-	}
-	c, ok := service.Calibrations[name]
+	c, ok := service.LookupCalibration(name, cfg.CustomCalibrations())
 	return calibration{c}, ok
 }
 

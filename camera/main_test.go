@@ -2,7 +2,6 @@ package camera_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -16,12 +15,7 @@ import (
 // vision is loaded once: model loading dominates the package's test time.
 var vision *daemon.Vision
 
-func TestMain(m *testing.M) {
-	vision = visiontest.Load()
-	code := m.Run()
-	vision.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { visiontest.Main(m, &vision) }
 
 // newService opens a service on a fresh store with the given persons
 // enrolled (id → deepface photo).

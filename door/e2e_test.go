@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -28,12 +27,7 @@ import (
 // vision is loaded once: model loading dominates these tests' time.
 var vision *daemon.Vision
 
-func TestMain(m *testing.M) {
-	vision = visiontest.Load()
-	code := m.Run()
-	vision.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { visiontest.Main(m, &vision) }
 
 // receiver is a webhook receiver on loopback that checks signatures.
 type receiver struct {

@@ -5,13 +5,12 @@ package apitest
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/internal/visiontest"
 	"github.com/facedhq/faced/service"
 	"github.com/facedhq/faced/store"
 )
@@ -19,15 +18,7 @@ import (
 // Main loads the default models into *vision, runs the tests and exits.
 // Loading the models is the slow part of API tests, so it happens once.
 func Main(m *testing.M, vision **daemon.Vision) {
-	v, err := daemon.OpenVision(context.Background(), daemon.DefaultVision())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "API tests need the runtimes and models (`make deps`):", err)
-		os.Exit(1)
-	}
-	*vision = v
-	code := m.Run()
-	v.Close()
-	os.Exit(code)
+	visiontest.MainWith(m, vision, daemon.DefaultVision())
 }
 
 // Fixture is a fresh store and service with a token per scope.

@@ -7,19 +7,29 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"testing"
 
 	"github.com/facedhq/faced/daemon"
 )
 
-// Load opens the default models without the attribute models, or ends
-// the test binary with a hint when they are missing.
-func Load() *daemon.Vision {
+// Main is a TestMain: it opens the default models without the attribute
+// models into *vision, runs the tests and closes them.
+func Main(m *testing.M, vision **daemon.Vision) {
 	cfg := daemon.DefaultVision()
 	cfg.Attributes = false
+	MainWith(m, vision, cfg)
+}
+
+// MainWith is Main with the given models. Missing models end the test
+// binary with a hint.
+func MainWith(m *testing.M, vision **daemon.Vision, cfg daemon.VisionConfig) {
 	v, err := daemon.OpenVision(context.Background(), cfg)
 	if err != nil {
-		fmt.Println("load models:", err, "(run make deps)")
+		fmt.Fprintln(os.Stderr, "load models:", err, "(run make deps)")
 		os.Exit(1)
 	}
-	return v
+	*vision = v
+	code := m.Run()
+	v.Close()
+	os.Exit(code)
 }

@@ -302,17 +302,7 @@ func (c *converter) conv(n *Node, in []value) (value, error) {
 			}
 		}
 	} else {
-		// [H, W, I, O] -> [O, I, H, W]
-		w, wshape = make([]float32, len(filter.Floats)), []int64{co, ci, kh, kw}
-		for y := int64(0); y < kh; y++ {
-			for xx := int64(0); xx < kw; xx++ {
-				for i := int64(0); i < ci; i++ {
-					for o := int64(0); o < co; o++ {
-						w[((o*ci+i)*kh+y)*kw+xx] = filter.Floats[((y*kw+xx)*ci+i)*co+o]
-					}
-				}
-			}
-		}
+		w, wshape = hwioToOIHW(filter.Floats, kh, kw, ci, co), []int64{co, ci, kh, kw}
 	}
 	attrs := []onnxAttr{
 		intsAttr("kernel_shape", kh, kw),
@@ -346,6 +336,22 @@ func (c *converter) conv(n *Node, in []value) (value, error) {
 	}
 	out := value{name: c.node("Conv", n.Name, inputs, attrs...), rank: 4, nchw: true}
 	return c.activation(n, out, after)
+}
+
+// hwioToOIHW reorders a convolution's filters from TensorFlow's
+// [H, W, I, O] to ONNX's [O, I, H, W].
+func hwioToOIHW(f []float32, kh, kw, ci, co int64) []float32 {
+	w := make([]float32, len(f))
+	for y := int64(0); y < kh; y++ {
+		for xx := int64(0); xx < kw; xx++ {
+			for i := int64(0); i < ci; i++ {
+				for o := int64(0); o < co; o++ {
+					w[((o*ci+i)*kh+y)*kw+xx] = f[((y*kw+xx)*ci+i)*co+o]
+				}
+			}
+		}
+	}
+	return w
 }
 
 // activation applies what a fused node does after its bias.

@@ -97,7 +97,8 @@ func TestReadTFJSWeightsRefuses(t *testing.T) {
 }
 
 // FuzzReadTFJSWeights: a damaged or hostile manifest or shard is an error,
-// never a crash or a runaway allocation.
+// never a crash or a runaway allocation; the dlib network is built from
+// whatever it reads.
 func FuzzReadTFJSWeights(f *testing.F) {
 	f.Add([]byte(`[]`), []byte{})
 	f.Add([]byte(`[{"paths": ["s.bin"], "weights": [{"name": "w", "shape": [2], "dtype": "float32"}]}]`), float32Bytes(1, 2))
@@ -113,5 +114,6 @@ func FuzzReadTFJSWeights(f *testing.F) {
 	f.Fuzz(func(t *testing.T, manifest, shard []byte) {
 		read := func(string) ([]byte, error) { return shard, nil }
 		toonnx.ReadTFJSWeights(manifest, read)
+		toonnx.DlibResNetToONNX(manifest, read)
 	})
 }

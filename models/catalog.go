@@ -86,9 +86,10 @@ type Spec struct {
 	// empty means the first output. Models declared in the configuration
 	// (see AddCustom) may need it.
 	Output string `json:"output,omitempty"`
-	// ConvertedFrom names another catalogue file (a TensorFlow Lite model)
-	// this ONNX file is made from at `make deps` time by models/toonnx,
-	// because no registry ships it ready; SHA256 pins the conversion's
+	// ConvertedFrom names another catalogue file (a TensorFlow Lite model,
+	// or a TensorFlow.js weights manifest whose shards lie beside it) this
+	// ONNX file is made from at `make deps` time by models/toonnx, because
+	// no registry ships it ready; SHA256 pins the conversion's
 	// deterministic output.
 	ConvertedFrom string `json:"converted_from,omitempty"`
 	// Custom marks a model declared in the configuration rather than

@@ -44,6 +44,7 @@ var wantOutputs = map[string][]string{
 	"eye-state":            {"output"},
 	// converted at make deps time (models/toonnx)
 	"mobilefacenet-192-onnx": {"output"},
+	"dlib-resnet-128":        {"output"},
 }
 
 // ssrOutputs is SSR-Net's graph output order (models.ssrOutputs decodes in

@@ -7,8 +7,9 @@
 // $XDG_CACHE_HOME/faced (or ~/.cache/faced) by that digest, so a second
 // checkout on the same machine downloads nothing. Only the files the manifest
 // lists are extracted, each verified again. Models no registry ships as
-// ONNX (Spec.ConvertedFrom) are then converted from an extracted file and
-// checked against their own pin. Re-running it is a no-op.
+// ONNX (Spec.ConvertedFrom) are then converted from extracted files (a
+// TensorFlow Lite model, or a TensorFlow.js weights manifest and its
+// shards) and checked against their own pin. Re-running it is a no-op.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -97,7 +99,7 @@ func convertModels(logger *slog.Logger, m *models.Manifest, dest string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", spec.Name, err)
 		}
-		out, err := toonnx.TFLiteToONNX(src)
+		out, err := convert(m, dest, spec.ConvertedFrom, src)
 		if err != nil {
 			return fmt.Errorf("%s: %w", spec.Name, err)
 		}
@@ -110,6 +112,31 @@ func convertModels(logger *slog.Logger, m *models.Manifest, dest string) error {
 		logger.Info("converted", "model", spec.Name, "from", spec.ConvertedFrom)
 	}
 	return nil
+}
+
+// convert picks the converter by the kind of file the model is made from:
+// a TensorFlow Lite model, or a TensorFlow.js weights manifest (which holds
+// only weights; the one network toonnx builds from such weights is
+// face-api.js's port of dlib's ResNet). A manifest's shard files are read
+// from beside it, each checked against its own pin.
+func convert(m *models.Manifest, dest, from string, src []byte) ([]byte, error) {
+	switch {
+	case strings.HasSuffix(from, ".tflite"):
+		return toonnx.TFLiteToONNX(src)
+	case strings.HasSuffix(from, "weights_manifest.json"):
+		return toonnx.DlibResNetToONNX(src, func(shard string) ([]byte, error) {
+			if !filepath.IsLocal(shard) {
+				return nil, fmt.Errorf("shard path %q leaves the manifest's folder", shard)
+			}
+			rel := path.Join(path.Dir(from), shard)
+			want, ok := m.FileSHA256(rel)
+			if !ok {
+				return nil, fmt.Errorf("manifest: %s has no pinned sha256", rel)
+			}
+			return models.ReadVerified(filepath.Join(dest, rel), want)
+		})
+	}
+	return nil, fmt.Errorf("no converter for %s (a .tflite model or a TensorFlow.js weights_manifest.json)", from)
 }
 
 // missingFiles lists the files of pkg that are absent from dest or differ

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -450,11 +451,11 @@ func mtimes(t *testing.T, dir string) map[string]time.Time {
 	return out
 }
 
-// TestConvertModels makes the converted catalogue model from the real
-// TFLite file, as make deps does, and refuses a source or a result that
-// does not match its pin.
-func TestConvertModels(t *testing.T) {
-	deps := os.Getenv("FACED_DEPS_DIR")
+// convertFixture is a dest folder holding every file the catalogue's
+// converted models are made from, linked from the real dependency folder.
+func convertFixture(t *testing.T) (m *models.Manifest, deps, dest string) {
+	t.Helper()
+	deps = os.Getenv("FACED_DEPS_DIR")
 	if deps == "" {
 		deps = filepath.Join("..", "..", ".deps")
 	}
@@ -462,54 +463,159 @@ func TestConvertModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := m.Model("mobilefacenet-192-onnx")
-	if err != nil {
+	dest = t.TempDir()
+	for _, p := range m.Packages {
+		for _, f := range p.Files {
+			if !strings.HasPrefix(f.Dst, "models/") {
+				continue
+			}
+			real, err := filepath.Abs(filepath.Join(deps, f.Dst))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(real); err != nil {
+				t.Skipf("no %s: run `make deps`", f.Dst)
+			}
+			os.MkdirAll(filepath.Join(dest, "models"), 0o755)
+			if err := os.Symlink(real, filepath.Join(dest, f.Dst)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return m, deps, dest
+}
+
+// TestConvertModels makes the converted catalogue models from the real
+// files (a TFLite model; a TF.js weights manifest and its shard), as make
+// deps does, and refuses a source or a result that does not match its pin.
+func TestConvertModels(t *testing.T) {
+	m, deps, dest := convertFixture(t)
+	var converted []models.Spec
+	for _, s := range m.Models {
+		if s.ConvertedFrom != "" {
+			converted = append(converted, s)
+		}
+	}
+	if len(converted) < 2 {
+		t.Fatalf("%d converted models, want the TFLite and the TF.js one", len(converted))
+	}
+	if err := convertModels(quietLogger(), m, dest); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile(filepath.Join(deps, spec.ConvertedFrom))
-	if err != nil {
-		t.Skipf("no %s: run `make deps`", spec.ConvertedFrom)
+	st := make(map[string]os.FileInfo)
+	for _, spec := range converted {
+		if _, err := models.ReadVerified(filepath.Join(dest, spec.File), spec.SHA256); err != nil {
+			t.Fatalf("converted file: %v", err)
+		}
+		st[spec.Name], _ = os.Stat(filepath.Join(dest, spec.File))
 	}
-	dest := t.TempDir()
+	if err := convertModels(quietLogger(), m, dest); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range converted {
+		if again, _ := os.Stat(filepath.Join(dest, spec.File)); !again.ModTime().Equal(st[spec.Name].ModTime()) {
+			t.Errorf("%s: a converted file that matches its pin was converted again", spec.Name)
+		}
+	}
+
 	put := func(rel string, data []byte) {
 		t.Helper()
 		if err := writeAtomic(filepath.Join(dest, rel), data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(spec.ConvertedFrom, src)
-	if err := convertModels(quietLogger(), m, dest); err != nil {
-		t.Fatal(err)
+	damaged := func(rel string) {
+		t.Helper()
+		src, err := os.ReadFile(filepath.Join(deps, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(rel, append(bytes.Clone(src[:len(src)-1]), src[len(src)-1]^1))
 	}
-	if _, err := models.ReadVerified(filepath.Join(dest, spec.File), spec.SHA256); err != nil {
-		t.Fatalf("converted file: %v", err)
+	restore := func(rel string) {
+		t.Helper()
+		src, err := os.ReadFile(filepath.Join(deps, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(rel, src)
 	}
-	st, _ := os.Stat(filepath.Join(dest, spec.File))
-	if err := convertModels(quietLogger(), m, dest); err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := os.Stat(filepath.Join(dest, spec.File)); !again.ModTime().Equal(st.ModTime()) {
-		t.Error("a converted file that matches its pin was converted again")
-	}
-
-	// A damaged source is refused before conversion.
-	os.Remove(filepath.Join(dest, spec.File))
-	put(spec.ConvertedFrom, append(bytes.Clone(src[:len(src)-1]), src[len(src)-1]^1))
-	if err := convertModels(quietLogger(), m, dest); !errors.Is(err, models.ErrChecksum) {
-		t.Errorf("damaged source: err = %v, want ErrChecksum", err)
-	}
-	// A conversion that does not give the pinned bytes is refused.
-	put(spec.ConvertedFrom, src)
-	for i := range m.Models {
-		if m.Models[i].Name == spec.Name {
-			m.Models[i].SHA256 = strings.Repeat("0", 64)
+	for _, spec := range converted {
+		// A damaged source is refused before conversion.
+		sources := []string{spec.ConvertedFrom}
+		if spec.Name == "dlib-resnet-128" {
+			sources = append(sources, "models/face_recognition_model.bin") // its shard
+		}
+		for _, src := range sources {
+			os.Remove(filepath.Join(dest, spec.File))
+			damaged(src)
+			if err := convertModels(quietLogger(), m, dest); !errors.Is(err, models.ErrChecksum) || !strings.Contains(err.Error(), spec.Name) {
+				t.Errorf("%s: damaged %s: err = %v, want ErrChecksum naming the model", spec.Name, src, err)
+			}
+			if _, statErr := os.Stat(filepath.Join(dest, spec.File)); statErr == nil {
+				t.Errorf("%s: converted from a damaged %s", spec.Name, src)
+			}
+			restore(src)
+		}
+		// A conversion that does not give the pinned bytes is refused.
+		wrong := clonePin(m, spec.Name, strings.Repeat("0", 64))
+		if err := convertModels(quietLogger(), wrong, dest); !errors.Is(err, models.ErrChecksum) {
+			t.Errorf("%s: wrong pin: err = %v, want ErrChecksum", spec.Name, err)
+		}
+		if _, statErr := os.Stat(filepath.Join(dest, spec.File)); statErr == nil {
+			t.Errorf("%s: a conversion that missed its pin was written", spec.Name)
 		}
 	}
-	err = convertModels(quietLogger(), m, dest)
-	if !errors.Is(err, models.ErrChecksum) {
-		t.Errorf("wrong pin: err = %v, want ErrChecksum", err)
+}
+
+// clonePin is a copy of m where the named model pins sum.
+func clonePin(m *models.Manifest, name, sum string) *models.Manifest {
+	c := *m
+	c.Models = slices.Clone(m.Models)
+	for i := range c.Models {
+		if c.Models[i].Name == name {
+			c.Models[i].SHA256 = sum
+		}
 	}
-	if _, statErr := os.Stat(filepath.Join(dest, spec.File)); statErr == nil {
-		t.Error("a conversion that missed its pin was written")
+	return &c
+}
+
+// TestConvertTFJSShards: a weights manifest's shards are read only from
+// beside it and only when pinned.
+func TestConvertTFJSShards(t *testing.T) {
+	m, _, dest := convertFixture(t)
+	const from = "models/face_recognition_model-weights_manifest.json"
+	read := func(m *models.Manifest, manifest []byte) error {
+		_, err := convert(m, dest, from, manifest)
+		return err
+	}
+	src, err := os.ReadFile(filepath.Join(dest, from))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The shard's pin is gone: refused, not read unchecked.
+	unpinned := *m
+	unpinned.Packages = slices.Clone(m.Packages)
+	for i, p := range unpinned.Packages {
+		p.Files = slices.Clone(p.Files)
+		for j := range p.Files {
+			if p.Files[j].Dst == "models/face_recognition_model.bin" {
+				p.Files[j].SHA256 = ""
+			}
+		}
+		unpinned.Packages[i] = p
+	}
+	if err := read(&unpinned, src); err == nil || !strings.Contains(err.Error(), "face_recognition_model.bin has no pinned sha256") {
+		t.Errorf("unpinned shard: err = %v", err)
+	}
+	// A shard outside the manifest's folder.
+	escape := bytes.Replace(src, []byte(`"face_recognition_model.bin"`), []byte(`"../../etc/passwd"`), 1)
+	if err := read(m, escape); err == nil || !strings.Contains(err.Error(), "leaves the manifest's folder") {
+		t.Errorf("escaping shard: err = %v", err)
+	}
+	// A kind of file no converter reads.
+	if _, err := convert(m, dest, "models/model.pb", src); err == nil || !strings.Contains(err.Error(), "no converter") {
+		t.Errorf("unknown kind: err = %v", err)
 	}
 }

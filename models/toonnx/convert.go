@@ -174,13 +174,32 @@ func (c *converter) constant(name, layout string, shape []int64, data []float32)
 
 // transposeNHWC reorders 4-D data from NHWC to NCHW.
 func transposeNHWC(data []float32, s []int64) []float32 {
-	n, h, w, ch := s[0], s[1], s[2], s[3]
+	return permute4(data, [4]int64{s[0], s[1], s[2], s[3]}, [4]int{0, 3, 1, 2})
+}
+
+// hwioToOIHW reorders a convolution's filters from TensorFlow's
+// [H, W, I, O] to ONNX's [O, I, H, W].
+func hwioToOIHW(f []float32, kh, kw, ci, co int64) []float32 {
+	return permute4(f, [4]int64{kh, kw, ci, co}, [4]int{3, 2, 0, 1})
+}
+
+// permute4 reorders row-major 4-D data of the given shape so that output
+// axis k is input axis perm[k].
+func permute4(data []float32, shape [4]int64, perm [4]int) []float32 {
+	var stride [4]int64 // each input axis's stride in the output
+	n := int64(1)
+	for k := 3; k >= 0; k-- {
+		stride[perm[k]] = n
+		n *= shape[perm[k]]
+	}
 	out := make([]float32, len(data))
-	for a := int64(0); a < n; a++ {
-		for y := int64(0); y < h; y++ {
-			for x := int64(0); x < w; x++ {
-				for k := int64(0); k < ch; k++ {
-					out[((a*ch+k)*h+y)*w+x] = data[((a*h+y)*w+x)*ch+k]
+	i := 0
+	for a := int64(0); a < shape[0]; a++ {
+		for b := int64(0); b < shape[1]; b++ {
+			for c := int64(0); c < shape[2]; c++ {
+				for d := int64(0); d < shape[3]; d++ {
+					out[a*stride[0]+b*stride[1]+c*stride[2]+d*stride[3]] = data[i]
+					i++
 				}
 			}
 		}
@@ -291,16 +310,9 @@ func (c *converter) conv(n *Node, in []value) (value, error) {
 	if depthwise {
 		// [H, W, C, M] -> [C*M, 1, H, W], one group per input channel:
 		// TensorFlow's output channel c*M+m is filter [:, :, c, m].
-		w, wshape, group = make([]float32, len(filter.Floats)), []int64{ci * co, 1, kh, kw}, ci
-		for y := int64(0); y < kh; y++ {
-			for xx := int64(0); xx < kw; xx++ {
-				for ch := int64(0); ch < ci; ch++ {
-					for m := int64(0); m < co; m++ {
-						w[((ch*co+m)*kh+y)*kw+xx] = filter.Floats[((y*kw+xx)*ci+ch)*co+m]
-					}
-				}
-			}
-		}
+		// That is the data reordered to [C, M, H, W].
+		w = permute4(filter.Floats, [4]int64{kh, kw, ci, co}, [4]int{2, 3, 0, 1})
+		wshape, group = []int64{ci * co, 1, kh, kw}, ci
 	} else {
 		w, wshape = hwioToOIHW(filter.Floats, kh, kw, ci, co), []int64{co, ci, kh, kw}
 	}
@@ -336,22 +348,6 @@ func (c *converter) conv(n *Node, in []value) (value, error) {
 	}
 	out := value{name: c.node("Conv", n.Name, inputs, attrs...), rank: 4, nchw: true}
 	return c.activation(n, out, after)
-}
-
-// hwioToOIHW reorders a convolution's filters from TensorFlow's
-// [H, W, I, O] to ONNX's [O, I, H, W].
-func hwioToOIHW(f []float32, kh, kw, ci, co int64) []float32 {
-	w := make([]float32, len(f))
-	for y := int64(0); y < kh; y++ {
-		for xx := int64(0); xx < kw; xx++ {
-			for i := int64(0); i < ci; i++ {
-				for o := int64(0); o < co; o++ {
-					w[((o*ci+i)*kh+y)*kw+xx] = f[((y*kw+xx)*ci+i)*co+o]
-				}
-			}
-		}
-	}
-	return w
 }
 
 // activation applies what a fused node does after its bias.

@@ -2,6 +2,8 @@
 // operator names) as an ONNX model, so that a face network published only
 // for another runtime runs on ONNX Runtime like the catalogue's other
 // models. FromTFLite reads such a graph out of a TensorFlow Lite file.
+// DlibResNetToONNX builds one network whose graph no file holds (face-api.js
+// writes it in code) from its TensorFlow.js weights (ReadTFJSWeights).
 //
 // It is not a general converter. It knows the operators the converted
 // catalogue models use (convolutions and depthwise convolutions with their

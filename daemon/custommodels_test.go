@@ -197,18 +197,7 @@ func TestCustomDetector(t *testing.T) {
 // three, in the order given, and embeds with each.
 func TestOpenVisionThreeEmbedders(t *testing.T) {
 	deps := testenv.DepsDir(t)
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	af, err := m.Model("arcface-r512")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mfn, err := m.Model("mobilefacenet-192-onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	af, mfn := testenv.ModelSpec(t, "arcface-r512"), testenv.ModelSpec(t, "mobilefacenet-192-onnx")
 	cfg := DefaultVision()
 	cfg.DepsDir, cfg.Attributes, cfg.Liveness = deps, false, ""
 	cfg.Embedder = "arcface-r512+mobilefacenet-192-onnx+framed"

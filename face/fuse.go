@@ -35,18 +35,19 @@ func newEmbedStage(n *net) (embedStage, error) {
 
 // SplitFused splits an embedder setting ("a", "a+b" or "a+b+c") into its
 // names, refusing an empty name, more than MaxFused names and a name given
-// twice: the configuration, the CLI and New all read it this way.
+// twice: the configuration, the CLI and New all read it this way. Its
+// errors quote the setting and leave the prefix to the caller.
 func SplitFused(s string) ([]string, error) {
 	names := strings.Split(s, "+")
 	if len(names) > MaxFused {
-		return nil, fmt.Errorf("face: %q fuses %d embedders, at most %d can be fused", s, len(names), MaxFused)
+		return nil, fmt.Errorf("%q fuses %d embedders: at most %d can be fused", s, len(names), MaxFused)
 	}
 	for i, n := range names {
 		if n == "" {
-			return nil, fmt.Errorf("face: %q: want one embedder or up to %d joined by '+'", s, MaxFused)
+			return nil, fmt.Errorf("%q: want one embedder, or up to %d joined by '+'", s, MaxFused)
 		}
 		if slices.Contains(names[:i], n) {
-			return nil, fmt.Errorf("face: %q: embedder %s cannot be fused with itself", s, n)
+			return nil, fmt.Errorf("%q fuses embedder %s with itself: name each embedder once", s, n)
 		}
 	}
 	return names, nil
@@ -61,7 +62,7 @@ func (p *Pipeline) loadFused(ctx context.Context, m *models.Manifest, fuse strin
 	}
 	names, err := SplitFused(p.embedders[0].net.spec.Name + "+" + fuse)
 	if err != nil {
-		return err
+		return fmt.Errorf("face: %w", err)
 	}
 	for _, name := range names[1:] {
 		spec, err := m.Model(name)
@@ -82,6 +83,9 @@ func (p *Pipeline) loadFused(ctx context.Context, m *models.Manifest, fuse strin
 		}
 		p.embedders = append(p.embedders, st)
 		p.manifests = append(p.manifests, spec)
+	}
+	if d := p.EmbedderDim(); d > models.MaxDim {
+		return fmt.Errorf("face: embedders %s make %d values a face together, more than the %d a face may have", strings.Join(names, "+"), d, models.MaxDim)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package face_test
 import (
 	"context"
 	"math"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,27 +44,7 @@ func TestFusedEmbedder(t *testing.T) {
 		t.Errorf("Models() = %v, want both embedders listed", names)
 	}
 
-	for _, pair := range [][2]string{{"deepface/img1.jpg", "deepface/img2.jpg"}, {"deepface/img1.jpg", "deepface/img3.jpg"}} {
-		cos := func(p *face.Pipeline) float64 {
-			x, y := embed(t, p, pair[0]), embed(t, p, pair[1])
-			return float64(models.Cosine(x.Embedding, y.Embedding))
-		}
-		ca, cb := cos(a), cos(b)
-		x := embed(t, fused, pair[0])
-		if len(x.Embedding) != 704 || x.EmbedderID != id {
-			t.Fatalf("fused embedding: %d values, id %q", len(x.Embedding), x.EmbedderID)
-		}
-		var norm float64
-		for _, v := range x.Embedding {
-			norm += float64(v) * float64(v)
-		}
-		if math.Abs(norm-1) > 1e-4 {
-			t.Errorf("fused embedding has squared norm %.6f, want 1", norm)
-		}
-		if cf := cos(fused); math.Abs(cf-(ca+cb)/2) > 1e-4 {
-			t.Errorf("%v: fused cosine %.5f, want the mean of %.5f and %.5f", pair, cf, ca, cb)
-		}
-	}
+	checkFusedMean(t, fused, []*face.Pipeline{a, b}, [2]string{"deepface/img1.jpg", "deepface/img2.jpg"}, [2]string{"deepface/img1.jpg", "deepface/img3.jpg"})
 }
 
 func TestFusedEmbedderErrors(t *testing.T) {
@@ -81,11 +60,17 @@ func TestFusedEmbedderErrors(t *testing.T) {
 		{"unknown", face.Config{Embedder: "arcface-r512", FuseEmbedder: "no-such-model"}, "no-such-model"},
 		{"third is the first", face.Config{Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192+arcface-r512"}, "with itself"},
 		{"twice", face.Config{Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192+mobilefacenet-192"}, "with itself"},
-		{"four", face.Config{Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192+mobilefacenet-192-onnx+arcface-zoomed"}, "at most 3"},
+		{"four", face.Config{Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192+mobilefacenet-192-onnx+arcface-framed"}, "at most 3"},
 		{"empty third", face.Config{Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192+"}, "joined by '+'"},
+		{"too long together", face.Config{Embedder: "arcface-r512", FuseEmbedder: "wide"}, "4608 values"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
+			// Declared 4096 wide: accepted alone, too wide fused (never
+			// run, so the file need not make 4096 values).
+			wide := testenv.FramedArcFace(t)
+			wide.Name, wide.Dim = "wide", models.MaxDim
+			cfg.CustomModels = []models.Spec{wide}
 			cfg.DepsDir, cfg.Backends = dir, backends
 			cfg.Detector, cfg.Landmarks = "ultraface-rfb320", "landmark68"
 			p, err := face.New(context.Background(), cfg)
@@ -164,25 +149,6 @@ func checkFusedMean(t *testing.T, fused *face.Pipeline, singles []*face.Pipeline
 	}
 }
 
-// zoomedArcFace declares arcface-r512's file as a custom embedder framed
-// like dlib's ResNet (zoom 1.2, 20 template pixels up), at its own 112
-// side: a second geometry without a second model file.
-func zoomedArcFace(t *testing.T) models.Spec {
-	t.Helper()
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := m.Model("arcface-r512")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Name, s.Source, s.Family, s.Crop = "arcface-zoomed", "configuration", "", ""
-	s.File = filepath.Join(testenv.DepsDir(t), s.File)
-	s.AlignZoom, s.AlignShiftY = 1.2, -20
-	return s
-}
-
 // TestZoomedEmbedder: an embedder framed otherwise gets its own crop, so
 // its vectors differ from the same network's on the ArcFace crop, yet
 // still verify the same person; fused with an ArcFace-framed embedder the
@@ -190,11 +156,11 @@ func zoomedArcFace(t *testing.T) models.Spec {
 // crop (the zoomed framing warped from it, a strip at the bottom black)
 // comes close to embedding from the photo.
 func TestZoomedEmbedder(t *testing.T) {
-	base := face.Config{Detector: "ultraface-rfb320", Landmarks: "landmark68", CustomModels: []models.Spec{zoomedArcFace(t)}}
+	base := face.Config{Detector: "ultraface-rfb320", Landmarks: "landmark68", CustomModels: []models.Spec{testenv.FramedArcFace(t)}}
 	plainCfg, zoomCfg, fusedCfg := base, base, base
 	plainCfg.Embedder = "arcface-r512"
-	zoomCfg.Embedder = "arcface-zoomed"
-	fusedCfg.Embedder, fusedCfg.FuseEmbedder = "arcface-r512", "mobilefacenet-192-onnx+arcface-zoomed"
+	zoomCfg.Embedder = "arcface-framed"
+	fusedCfg.Embedder, fusedCfg.FuseEmbedder = "arcface-r512", "mobilefacenet-192-onnx+arcface-framed"
 	plain, zoomed, fused := newPipeline(t, plainCfg), newPipeline(t, zoomCfg), newPipeline(t, fusedCfg)
 	mfnCfg := base
 	mfnCfg.Embedder = "mobilefacenet-192-onnx"

@@ -50,9 +50,9 @@ const (
 	maxEmbedSide = 512
 )
 
-// maxCustomDim bounds an embedder's vector length (the store keeps up to
-// 4096 values per face).
-const maxCustomDim = 4096
+// MaxDim bounds an embedding's length, a fused one's included: the store
+// keeps up to 4096 values per face.
+const MaxDim = 4096
 
 // ValidateCustom checks a declared model on its own (not against the
 // catalogue: AddCustom does that) and returns every problem, each a
@@ -95,8 +95,8 @@ func ValidateCustom(s Spec) []error {
 		if s.Crop != "" && s.Crop != "aligned" {
 			bad("crop", "an embedder sees the aligned face: want aligned (or empty), got %q", s.Crop)
 		}
-		if s.Dim <= 0 || s.Dim > maxCustomDim {
-			bad("dim", "an embedder's vector length is required, 1..%d, got %d", maxCustomDim, s.Dim)
+		if s.Dim <= 0 || s.Dim > MaxDim {
+			bad("dim", "an embedder's vector length is required, 1..%d, got %d", MaxDim, s.Dim)
 		}
 		if inputOK {
 			if w, h := s.Input.Width(), s.Input.Height(); w != h || w < minEmbedSide || w > maxEmbedSide {

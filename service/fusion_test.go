@@ -2,11 +2,12 @@ package service_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/facedhq/faced/daemon"
+	"github.com/facedhq/faced/face"
 	"github.com/facedhq/faced/internal/testenv"
 	"github.com/facedhq/faced/models"
 	"github.com/facedhq/faced/service"
@@ -15,8 +16,8 @@ import (
 
 // TestThreeEmbedderReembed: faces enrolled (crops kept) with the default
 // pair move to a three-way fusion whose third embedder is framed otherwise
-// (arcface-r512's file declared with align_zoom 1.2, align_shift_y -20, as
-// dlib's ResNet wants), re-embedded from the kept 112 ArcFace crops; each
+// (testenv.FramedArcFace: arcface-r512's file declared with align_zoom 1.2,
+// align_shift_y -20, as dlib's ResNet wants), re-embedded from the kept 112 ArcFace crops; each
 // person is then found from another photo. The service refuses the
 // combination without a calibration and takes one from Config.Calibrations
 // under the joined name.
@@ -34,41 +35,29 @@ func TestThreeEmbedderReembed(t *testing.T) {
 	}
 	enrollPeople(t, pair)
 
-	deps := testenv.DepsDir(t)
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	af, err := m.Model("arcface-r512")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := daemon.DefaultVision()
-	cfg.Attributes, cfg.Liveness = false, ""
-	cfg.Embedder = "arcface-r512+mobilefacenet-192-onnx+framed"
-	cfg.CustomModels = []daemon.CustomModel{{
-		Name: "framed", Task: "embed", Format: "onnx", File: filepath.Join(deps, af.File), SHA256: af.SHA256, License: "MIT",
-		Input: daemon.CustomInput{Name: af.Input.Name, Shape: af.Input.Shape, Layout: af.Input.Layout, Color: af.Input.Color, Mean: af.Input.Mean, Scale: af.Input.Scale},
-		Dim:   512, AlignZoom: 1.2, AlignShiftY: -20,
-		Calibration: &daemon.CustomCalibration{Low: 0.3, Medium: 0.4, Strict: 0.5},
-	}}
-	three, err := daemon.OpenVision(ctx, cfg)
+	framed := testenv.FramedArcFace(t)
+	three, err := face.New(ctx, face.Config{
+		DepsDir: vision.DepsDir, Backends: vision.Backends, Detector: "ultraface-rfb320", Landmarks: "landmark68",
+		Embedder: "arcface-r512", FuseEmbedder: "mobilefacenet-192-onnx+" + framed.Name, CustomModels: []models.Spec{framed},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer three.Close()
+	name := "arcface-r512+mobilefacenet-192-onnx+" + framed.Name
 
-	if _, err := service.New(ctx, db, three.Pipeline, service.Config{KeepImages: true}, nil); err == nil || !strings.Contains(err.Error(), "has no calibration") {
+	if _, err := service.New(ctx, db, three, service.Config{KeepImages: true}, nil); err == nil || !strings.Contains(err.Error(), "has no calibration") {
 		t.Fatalf("three embedders without a calibration: %v", err)
 	}
 	// Not a measured calibration: the default pair's presets, for the
 	// test to have thresholds at all.
-	calib := map[string]service.Calibration{cfg.Embedder: service.Calibrations["arcface-r512+mobilefacenet-192-onnx"]}
-	svc, err := service.New(ctx, db, three.Pipeline, service.Config{KeepImages: true, Calibrations: calib}, nil)
+	calib := map[string]service.Calibration{name: service.Calibrations["arcface-r512+mobilefacenet-192-onnx"]}
+	var logs testenv.Buffer
+	svc, err := service.New(ctx, db, three, service.Config{KeepImages: true, Calibrations: calib}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(svc.EmbedderID(), cfg.Embedder+"@") {
+	if !strings.HasPrefix(svc.EmbedderID(), name+"@") {
 		t.Fatalf("embedder %q", svc.EmbedderID())
 	}
 	r, err := svc.Reembed(ctx)
@@ -76,7 +65,7 @@ func TestThreeEmbedderReembed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Reembedded != len(people) || r.Failed != 0 {
-		t.Fatalf("reembed: %+v, want all %d faces moved", r, len(people))
+		t.Fatalf("reembed: %+v, want all %d faces moved\n%s", r, len(people), logs.String())
 	}
 	for _, p := range people {
 		res := identify(t, svc, service.IdentifyRequest{Photo: photo(t, p.probe), Threshold: service.DefaultThreshold})

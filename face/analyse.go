@@ -48,24 +48,13 @@ func (p *Pipeline) Analyse(ctx context.Context, img *Image, f Face, opts Options
 func (p *Pipeline) describe(ctx context.Context, img gocv.Mat, f Face, p68 []Point, opts Options) (Face, error) {
 	d := detection{box: f.Box, score: f.Score}
 	start := time.Now()
-	// The ArcFace crop is always made: quality and KeepAligned use it,
-	// whatever framing the embedders want.
-	aligned, err := p.align(img, f.Landmarks, models.ArcFaceGeometry)
+	aligned, crops, err := p.alignFace(img, f.Landmarks, opts.Embed)
+	opts.Timings.since(StageAlign, start)
 	if err != nil {
-		opts.Timings.since(StageAlign, start)
 		return Face{}, err
 	}
 	defer aligned.Close()
-	var crops map[models.Geometry]gocv.Mat
-	if opts.Embed {
-		crops, err = p.embedderCrops(aligned, func(g models.Geometry) (gocv.Mat, error) { return p.align(img, f.Landmarks, g) })
-		if err != nil {
-			opts.Timings.since(StageAlign, start)
-			return Face{}, err
-		}
-		defer closeCrops(crops)
-	}
-	opts.Timings.since(StageAlign, start)
+	defer closeCrops(crops)
 	if opts.KeepAligned {
 		if f.Aligned, err = EncodeJPEG(aligned, 95); err != nil {
 			return Face{}, err
@@ -197,6 +186,22 @@ func (p *Pipeline) align(img gocv.Mat, five [5]Point, g models.Geometry) (gocv.M
 		return gocv.Mat{}, fmt.Errorf("face: landmarks are degenerate, cannot align")
 	}
 	return warpAligned(img, m, g.Side)
+}
+
+// alignFace makes the ArcFace crop, which quality and KeepAligned use
+// whatever framing the embedders want, and with embed the crops of the
+// embedders' geometries (embedderCrops).
+func (p *Pipeline) alignFace(img gocv.Mat, five [5]Point, embed bool) (gocv.Mat, map[models.Geometry]gocv.Mat, error) {
+	aligned, err := p.align(img, five, models.ArcFaceGeometry)
+	if err != nil || !embed {
+		return aligned, nil, err
+	}
+	crops, err := p.embedderCrops(aligned, func(g models.Geometry) (gocv.Mat, error) { return p.align(img, five, g) })
+	if err != nil {
+		aligned.Close()
+		return gocv.Mat{}, nil, err
+	}
+	return aligned, crops, nil
 }
 
 // embedderCrops makes the crop of every geometry the embedders need, one

@@ -625,23 +625,33 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	}
 	custom := v.validateCustom(m, bad)
 	modelsOK := true
-	// "a+b" fuses embedder b to a (face.Config.FuseEmbedder).
-	embedder, fused, _ := strings.Cut(v.Embedder, "+")
-	if strings.Contains(fused, "+") || (v.Embedder != "" && (embedder == "" || strings.HasSuffix(v.Embedder, "+"))) {
-		bad("vision.embedder", "%q: want one embedder or two joined by '+'", v.Embedder)
-		return
+	// "a+b" or "a+b+c" fuses embedders b (and c) to a
+	// (face.Config.FuseEmbedder).
+	var embedders []string
+	if v.Embedder != "" {
+		var err error
+		if embedders, err = face.SplitFused(v.Embedder); err != nil {
+			bad("vision.embedder", "%v", err)
+			return
+		}
 	}
-	for _, c := range []struct {
+	type modelRef struct {
 		field, name string
 		task        models.Task
 		required    bool
-	}{
+	}
+	refs := []modelRef{
 		{"vision.detector", v.Detector, models.TaskDetect, true},
 		{"vision.landmarks", v.Landmarks, models.TaskLandmarks, false},
-		{"vision.embedder", embedder, models.TaskEmbed, true},
-		{"vision.embedder", fused, models.TaskEmbed, false},
 		{"vision.liveness", v.Liveness, models.TaskLiveness, false},
-	} {
+	}
+	if len(embedders) == 0 {
+		refs = append(refs, modelRef{"vision.embedder", "", models.TaskEmbed, true})
+	}
+	for _, n := range embedders {
+		refs = append(refs, modelRef{"vision.embedder", n, models.TaskEmbed, true})
+	}
+	for _, c := range refs {
 		if c.name == "" {
 			if c.required {
 				bad(c.field, "required")
@@ -663,12 +673,11 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	if !modelsOK {
 		return
 	}
-	if fused != "" && fused == embedder {
-		bad("vision.embedder", "%q fuses an embedder with itself: name two different ones, or one", v.Embedder)
-	} else if _, ok := service.LookupCalibration(v.Embedder, v.CustomCalibrations()); fused != "" && !ok {
+	if _, ok := service.LookupCalibration(v.Embedder, v.CustomCalibrations()); len(embedders) > 1 && !ok {
 		// A fused space needs its own presets, measured with faced eval
-		// verify; only the catalogue's measured pairs have them.
-		bad("vision.embedder", "no calibration for the fused pair %q (calibrated pairs: %s)", v.Embedder, strings.Join(fusedPairs(), ", "))
+		// verify; only the catalogue's measured combinations have them.
+		bad("vision.embedder", "no calibration for the fused embedders %q (calibrated: %s; measure others with faced eval verify --embedder %s)",
+			v.Embedder, strings.Join(fusedCombinations(), ", "), v.Embedder)
 	} else if _, ok := service.LookupCalibration(v.Embedder+face.FlipSuffix, v.CustomCalibrations()); v.Flip && !ok {
 		// Flipped embeddings are their own space too (the service would
 		// refuse to start without presets for it).
@@ -676,8 +685,9 @@ func (v VisionConfig) validate(bad func(field, format string, args ...any)) {
 	}
 }
 
-// fusedPairs lists the fused embedder pairs that have a calibration.
-func fusedPairs() []string {
+// fusedCombinations lists the fused embedder combinations that have a
+// calibration.
+func fusedCombinations() []string {
 	var out []string
 	for name := range service.Calibrations {
 		if n, _, ok := strings.Cut(name, "+"); ok && !strings.HasSuffix(name, "+flip") && n != "" {

@@ -29,8 +29,10 @@ import (
 //	      output: embedding          # "": the first output
 //	      calibration: {low: 0.28, medium: 0.34, strict: 0.40}
 //
-// An embedder takes the 112x112 ArcFace-aligned face and returns one vector
-// of dim values (L2-normalised by faced); its calibration gives the cosines
+// An embedder takes the face aligned on its five points in a square of its
+// input's side (112x112 as ArcFace frames it, unless align_zoom and
+// align_shift_y frame it otherwise) and returns one vector of dim values
+// (L2-normalised by faced); its calibration gives the cosines
 // at false-accept rates 1e-3, 1e-4 and 1e-5 (`faced eval verify
 // --custom-models FILE --embedder NAME` measures them), which place its scores on the 0-1
 // confidence scale. A detector names its decoder in family (ultraface or
@@ -64,6 +66,14 @@ type CustomModel struct {
 	// Crop is what an embedder sees: aligned (or empty). Detectors leave
 	// it empty.
 	Crop string `json:"crop" yaml:"crop"`
+	// AlignZoom and AlignShiftY frame an embedder's aligned crop for a
+	// network trained on another framing than ArcFace's (models.Geometry):
+	// the five-point template is scaled by align_zoom (0.5..2; 0 or
+	// absent: 1) about the crop's centre and moved down by align_shift_y
+	// pixels of the 112x112 template (-40..40, negative: up), in a crop
+	// of the input's side.
+	AlignZoom   float32 `json:"align_zoom" yaml:"align_zoom"`
+	AlignShiftY float32 `json:"align_shift_y" yaml:"align_shift_y"`
 	// MinFace and MinScore tune a detector (0: faced's defaults): its
 	// smallest reliably found face in input pixels, which sets the tiles of
 	// distant faces (face.FaceSearch), and its confidence threshold, as
@@ -112,7 +122,7 @@ func (c CustomModel) spec() models.Spec {
 			Name: c.Input.Name, Shape: c.Input.Shape, Layout: c.Input.Layout, Color: c.Input.Color,
 			Mean: c.Input.Mean, Scale: c.Input.Scale, Norm: c.Input.Norm,
 		},
-		Crop: c.Crop, Dim: c.Dim, Output: c.Output, MinFace: c.MinFace, MinScore: c.MinScore,
+		Crop: c.Crop, AlignZoom: c.AlignZoom, AlignShiftY: c.AlignShiftY, Dim: c.Dim, Output: c.Output, MinFace: c.MinFace, MinScore: c.MinScore,
 	}
 }
 

@@ -36,11 +36,12 @@ type VisionConfig struct {
 	// Align is "keypoints" (detector keypoints) or "landmarks" (the 68);
 	// empty: keypoints when the detector has them.
 	Align string `json:"align" yaml:"align"`
-	// Embedder names one embedder, or two joined by "+"
-	// ("arcface-r512+mobilefacenet-192-onnx"): the second is fused to the
-	// first (face.Config.FuseEmbedder), separating strangers better for a
-	// second embedder run. The embedder ID names both, so changing either
-	// needs re-enrolment (GET /v1/reembed).
+	// Embedder names one embedder, or two or three joined by "+"
+	// ("arcface-r512+mobilefacenet-192-onnx"): the others are fused to the
+	// first (face.Config.FuseEmbedder), separating strangers better for an
+	// embedder run each. The embedder ID names them all, so changing any
+	// needs re-enrolment (GET /v1/reembed); each fused combination needs
+	// its own calibration.
 	Embedder   string `json:"embedder" yaml:"embedder"`
 	Liveness   string `json:"liveness" yaml:"liveness"`
 	Attributes bool   `json:"attributes" yaml:"attributes"`
@@ -148,6 +149,7 @@ func OpenVision(ctx context.Context, cfg VisionConfig) (*Vision, error) {
 	}
 
 	limits := cfg.Limits()
+	// "a+b+c": face.Config takes the first and the rest apart.
 	embedder, fused, _ := strings.Cut(cfg.Embedder, "+")
 	v.Pipeline, err = face.New(ctx, face.Config{
 		DepsDir: dir, Backends: v.Backends,

@@ -48,12 +48,13 @@ func (p *Pipeline) Analyse(ctx context.Context, img *Image, f Face, opts Options
 func (p *Pipeline) describe(ctx context.Context, img gocv.Mat, f Face, p68 []Point, opts Options) (Face, error) {
 	d := detection{box: f.Box, score: f.Score}
 	start := time.Now()
-	aligned, err := p.align(img, f.Landmarks)
+	aligned, crops, err := p.alignFace(img, f.Landmarks, opts.Embed)
 	opts.Timings.since(StageAlign, start)
 	if err != nil {
 		return Face{}, err
 	}
 	defer aligned.Close()
+	defer closeCrops(crops)
 	if opts.KeepAligned {
 		if f.Aligned, err = EncodeJPEG(aligned, 95); err != nil {
 			return Face{}, err
@@ -62,7 +63,7 @@ func (p *Pipeline) describe(ctx context.Context, img gocv.Mat, f Face, p68 []Poi
 
 	if opts.Embed {
 		start = time.Now()
-		if f.Embedding, err = p.embed(ctx, aligned); err != nil {
+		if f.Embedding, err = p.embed(ctx, crops); err != nil {
 			return Face{}, err
 		}
 		f.EmbedderID = p.EmbedderID()
@@ -161,28 +162,76 @@ func (p *Pipeline) landmarks68(ctx context.Context, n *net, img gocv.Mat, box Bo
 	return pts, five, nil
 }
 
-// mouthCentre is the template's mouth midpoint, the target of BlazeFace's
-// mouth keypoint.
-var mouthCentre = Point{
-	(models.ArcFaceTemplate[3].X + models.ArcFaceTemplate[4].X) / 2,
-	(models.ArcFaceTemplate[3].Y + models.ArcFaceTemplate[4].Y) / 2,
-}
-
-// align warps the face so its five points land on the ArcFace template.
-func (p *Pipeline) align(img gocv.Mat, five [5]Point) (gocv.Mat, error) {
+// templatePoints is a geometry's five-point template in photo-point form.
+func templatePoints(g models.Geometry) []Point {
 	dst := make([]Point, 5)
-	for i, t := range models.ArcFaceTemplate {
+	for i, t := range g.Template() {
 		dst[i] = Point{t.X, t.Y}
 	}
+	return dst
+}
+
+// align warps the face so its five points land on the template of
+// geometry g, in a g.Side square. A single mouth point (BlazeFace: both
+// corners equal) goes to the template's mouth midpoint.
+func (p *Pipeline) align(img gocv.Mat, five [5]Point, g models.Geometry) (gocv.Mat, error) {
+	dst := templatePoints(g)
 	src := five[:]
 	if five[3] == five[4] { // one mouth point (BlazeFace)
-		src, dst = five[:4], append(dst[:3], mouthCentre)
+		mouth := Point{(dst[3].X + dst[4].X) / 2, (dst[3].Y + dst[4].Y) / 2}
+		src, dst = five[:4], append(dst[:3], mouth)
 	}
 	m, ok := fitSimilarity(src, dst)
 	if !ok {
 		return gocv.Mat{}, fmt.Errorf("face: landmarks are degenerate, cannot align")
 	}
-	return warpAligned(img, m, models.AlignedSize)
+	return warpAligned(img, m, g.Side)
+}
+
+// alignFace makes the ArcFace crop, which quality and KeepAligned use
+// whatever framing the embedders want, and with embed the crops of the
+// embedders' geometries (embedderCrops).
+func (p *Pipeline) alignFace(img gocv.Mat, five [5]Point, embed bool) (gocv.Mat, map[models.Geometry]gocv.Mat, error) {
+	aligned, err := p.align(img, five, models.ArcFaceGeometry)
+	if err != nil || !embed {
+		return aligned, nil, err
+	}
+	crops, err := p.embedderCrops(aligned, func(g models.Geometry) (gocv.Mat, error) { return p.align(img, five, g) })
+	if err != nil {
+		aligned.Close()
+		return gocv.Mat{}, nil, err
+	}
+	return aligned, crops, nil
+}
+
+// embedderCrops makes the crop of every geometry the embedders need, one
+// warp per distinct geometry: the ArcFace one is arcface itself, the
+// others come from warp. The caller closes them with closeCrops.
+func (p *Pipeline) embedderCrops(arcface gocv.Mat, warp func(models.Geometry) (gocv.Mat, error)) (map[models.Geometry]gocv.Mat, error) {
+	crops := map[models.Geometry]gocv.Mat{}
+	for _, g := range p.geometries() {
+		if g == models.ArcFaceGeometry {
+			crops[g] = arcface
+			continue
+		}
+		c, err := warp(g)
+		if err != nil {
+			closeCrops(crops)
+			return nil, err
+		}
+		crops[g] = c
+	}
+	return crops, nil
+}
+
+// closeCrops closes the crops embedderCrops made, not the ArcFace crop it
+// was given.
+func closeCrops(crops map[models.Geometry]gocv.Mat) {
+	for g, c := range crops {
+		if g != models.ArcFaceGeometry {
+			c.Close()
+		}
+	}
 }
 
 // Eye landmark indices (iBUG 68): corners and lids of the eye on the image's

@@ -48,13 +48,16 @@ type Config struct {
 	MinScore float32
 	// Search is the FaceSearch of calls whose Options leave it zero.
 	Search FaceSearch
-	// FuseEmbedder names a second embedder, trained apart from Embedder.
-	// Each face is then embedded by both and the two unit vectors are
-	// joined, each scaled by 1/sqrt(2): the cosine of two fused embeddings
-	// is the mean of the two embedders' cosines. Their mistakes differ, so
-	// the mean separates strangers better (README, "Choosing the models")
-	// at the cost of a second embedder run per face. The embedder ID names
-	// both: "arcface-r512+mobilefacenet-192@<6+6 hex>".
+	// FuseEmbedder names a second embedder, or a second and a third
+	// joined by "+", trained apart from Embedder. Each face is then
+	// embedded by all n (one after another) and their unit vectors are
+	// joined, each scaled by 1/sqrt(n): the cosine of two fused embeddings
+	// is the mean of the embedders' cosines. Their mistakes differ, so the
+	// mean separates strangers better (README, "Choosing the models") at
+	// the cost of an embedder run per face each. The embedder ID names
+	// them all, with 6 hex digits of each file's sha256:
+	// "arcface-r512+mobilefacenet-192@<6+6 hex>". No embedder may be
+	// named twice, and at most MaxFused are fused.
 	FuseEmbedder string
 	// Flip embeds each face and its mirror image and sums the two
 	// (test-time augmentation): a second embedder run per face for
@@ -123,7 +126,9 @@ type Options struct {
 	Embed       bool // compute the embedding (needs Config.Embedder)
 	Liveness    bool // compute the liveness score (needs Config.Liveness)
 	Attributes  bool // age, gender, emotion, pose, eyes (needs Config.Attributes)
-	KeepAligned bool // return the aligned 112x112 crop as JPEG
+	// KeepAligned returns the 112x112 ArcFace-aligned crop as JPEG,
+	// whatever framing the embedders use (EmbedAligned reframes it).
+	KeepAligned bool
 	// MinFaceSize drops faces whose box is narrower or shorter than this
 	// many pixels.
 	MinFaceSize int
@@ -183,7 +188,7 @@ type Face struct {
 	// eye on the right, nose tip, mouth corner left, mouth corner right.
 	Landmarks   [5]Point `json:"landmarks"`
 	Landmarks68 []Point  `json:"landmarks68,omitempty"`
-	// Aligned is the 112x112 aligned crop as JPEG, when asked for.
+	// Aligned is the 112x112 ArcFace-aligned crop as JPEG, when asked for.
 	Aligned []byte `json:"-"`
 	// Embedding is unit length; EmbedderID names its embedding space.
 	Embedding  []float32   `json:"embedding,omitempty"`
@@ -210,9 +215,10 @@ type Attributes struct {
 type Pipeline struct {
 	cfg      Config
 	detector models.Detector
-	embedder *models.Embedder
-	// fused is Config.FuseEmbedder, loaded; nil without it.
-	fused     *fusedEmbedder
+	// embedders are Config.Embedder and the FuseEmbedder ones, in fusion
+	// order; empty without an embedder. The first is also
+	// nets[TaskEmbed].
+	embedders []embedStage
 	nets      map[models.Task]*net
 	manifests []models.Spec
 	// alignOnKeypoints aligns on the detector's keypoints; the landmark
@@ -310,17 +316,18 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("face: aligning on landmarks needs a landmarks model (detector %s has no keypoints)", cfg.Detector)
 	}
 	if n := p.nets[models.TaskEmbed]; n != nil {
-		if p.embedder, err = models.NewEmbedder(n.spec); err != nil {
+		st, err := newEmbedStage(n)
+		if err != nil {
 			p.Close()
 			return nil, err
 		}
+		p.embedders = append(p.embedders, st)
 	}
 	if cfg.FuseEmbedder != "" {
-		if p.fused, err = p.loadFused(ctx, m, cfg.FuseEmbedder); err != nil {
+		if err := p.loadFused(ctx, m, cfg.FuseEmbedder); err != nil {
 			p.Close()
 			return nil, err
 		}
-		p.manifests = append(p.manifests, p.fused.net.spec)
 		slices.SortFunc(p.manifests, func(a, b models.Spec) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	return p, nil
@@ -371,14 +378,14 @@ func (p *Pipeline) Close() error {
 	return errors.Join(errs...)
 }
 
-// allNets lists every loaded model, the fused embedder's included.
+// allNets lists every loaded model, the fused embedders' included.
 func (p *Pipeline) allNets() []*net {
-	all := make([]*net, 0, len(p.nets)+1)
+	all := make([]*net, 0, len(p.nets)+len(p.embedders))
 	for _, n := range p.nets {
 		all = append(all, n)
 	}
-	if p.fused != nil {
-		all = append(all, p.fused.net)
+	for _, st := range p.embedders[min(1, len(p.embedders)):] { // the first is in nets
+		all = append(all, st.net)
 	}
 	return all
 }
@@ -389,15 +396,18 @@ func (p *Pipeline) Models() []models.Spec { return p.manifests }
 // EmbedderID names the embedding space of this pipeline's embeddings, or ""
 // when no embedder is loaded.
 func (p *Pipeline) EmbedderID() string {
-	if p.embedder == nil {
+	if len(p.embedders) == 0 {
 		return ""
 	}
-	name, sum, _ := strings.Cut(p.embedder.ID(), "@")
-	if p.fused != nil {
-		// A fused space is neither embedder's: name both, and keep the
-		// digest part 12 hex digits long, 6 from each file.
-		name += "+" + p.fused.embedder.Spec().Name
-		sum = sum[:6] + p.fused.embedder.Spec().SHA256[:6]
+	name, sum, _ := strings.Cut(p.embedders[0].embedder.ID(), "@")
+	if len(p.embedders) > 1 {
+		// A fused space is no one embedder's: name them all, with 6 hex
+		// digits from each file.
+		sum = sum[:6]
+		for _, st := range p.embedders[1:] {
+			name += "+" + st.embedder.Spec().Name
+			sum += st.embedder.Spec().SHA256[:6]
+		}
 	}
 	if p.cfg.Flip {
 		// Flipped and plain embeddings are close but not the same space:
@@ -409,13 +419,11 @@ func (p *Pipeline) EmbedderID() string {
 
 // EmbedderDim is the length of this pipeline's embeddings, or 0.
 func (p *Pipeline) EmbedderDim() int {
-	if p.embedder == nil {
-		return 0
+	dim := 0
+	for _, st := range p.embedders {
+		dim += st.embedder.Spec().Dim
 	}
-	if p.fused != nil {
-		return p.embedder.Spec().Dim + p.fused.embedder.Spec().Dim
-	}
-	return p.embedder.Spec().Dim
+	return dim
 }
 
 // Has reports whether a stage's model is loaded.
@@ -481,7 +489,7 @@ func (p *Pipeline) DetectImage(ctx context.Context, img *Image, opts Options) ([
 }
 
 func (p *Pipeline) checkOptions(opts Options) error {
-	if opts.Embed && p.embedder == nil {
+	if opts.Embed && len(p.embedders) == 0 {
 		return fmt.Errorf("%w: embedding", ErrStageDisabled)
 	}
 	if opts.Liveness && !p.Has(models.TaskLiveness) {

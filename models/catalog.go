@@ -69,10 +69,18 @@ type Spec struct {
 	Input   InputSpec `json:"input"`
 	// Crop is the region of the photo the network looks at: "box" (the
 	// detection box made square and scaled by CropScale about its centre),
-	// "aligned" (the 112x112 ArcFace-aligned face) or "eyes" (each eye from
+	// "aligned" (the face aligned on its five points, in a square of the
+	// input's side framed as Geometry says) or "eyes" (each eye from
 	// the 68 landmarks). Detectors see the whole photo and leave it empty.
 	Crop      string  `json:"crop,omitempty"`
 	CropScale float32 `json:"crop_scale,omitempty"`
+	// AlignZoom and AlignShiftY frame an "aligned" crop differently from
+	// the ArcFace crop, for embedders trained on another framing: the
+	// template's five points are scaled by AlignZoom about the crop's
+	// centre and moved down by AlignShiftY template pixels (negative: up).
+	// Zero means the ArcFace framing (zoom 1, shift 0). See Geometry.
+	AlignZoom   float32 `json:"align_zoom,omitempty"`
+	AlignShiftY float32 `json:"align_shift_y,omitempty"`
 	// Dim is an embedder's vector length.
 	Dim int `json:"dim,omitempty"`
 	// MinFace is a detector's smallest reliably found face, in input
@@ -159,6 +167,15 @@ func LoadManifest() (*Manifest, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("models: parse manifest: %w", err)
+	}
+	var errs []error
+	for _, s := range m.Models {
+		for _, err := range ValidateAlign(s) {
+			errs = append(errs, fmt.Errorf("models: manifest: model %s: %w", s.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &m, nil
 }

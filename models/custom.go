@@ -20,8 +20,10 @@ import (
 // EmbedderID (name@sha256-prefix) like any other.
 //
 // Only the two tasks whose output faced can decode generically are open to
-// custom models: embedders (an ArcFace-aligned 112x112 face in, one vector
-// out) and detectors of a family faced already decodes (NewDetector).
+// custom models: embedders (an aligned face in, one vector out: the ArcFace
+// 112x112 crop, or another square side and framing given by its input
+// shape, align_zoom and align_shift_y) and detectors of a family faced
+// already decodes (NewDetector).
 
 // CustomTasks are the tasks a configured model may have.
 var CustomTasks = []Task{TaskDetect, TaskEmbed}
@@ -40,9 +42,17 @@ var sha256Digits = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 var customName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$`)
 
-// maxCustomDim bounds an embedder's vector length (the store keeps up to
-// 4096 values per face).
-const maxCustomDim = 4096
+// The sides of a declared embedder's square input: the aligned crop is
+// warped at that size (Geometry), so any square works; these only keep a
+// typo from asking for a huge crop.
+const (
+	minEmbedSide = 32
+	maxEmbedSide = 512
+)
+
+// MaxDim bounds an embedding's length, a fused one's included: the store
+// keeps up to 4096 values per face.
+const MaxDim = 4096
 
 // ValidateCustom checks a declared model on its own (not against the
 // catalogue: AddCustom does that) and returns every problem, each a
@@ -75,6 +85,7 @@ func ValidateCustom(s Spec) []error {
 		bad("license", "required: the licence under which the model is used, recorded as given")
 	}
 	inputOK := validateInput(s.Input, bad)
+	errs = append(errs, ValidateAlign(s)...)
 
 	switch s.Task {
 	case TaskEmbed:
@@ -84,12 +95,14 @@ func ValidateCustom(s Spec) []error {
 		if s.Crop != "" && s.Crop != "aligned" {
 			bad("crop", "an embedder sees the aligned face: want aligned (or empty), got %q", s.Crop)
 		}
-		if s.Dim <= 0 || s.Dim > maxCustomDim {
-			bad("dim", "an embedder's vector length is required, 1..%d, got %d", maxCustomDim, s.Dim)
+		if s.Dim <= 0 || s.Dim > MaxDim {
+			bad("dim", "an embedder's vector length is required, 1..%d, got %d", MaxDim, s.Dim)
 		}
-		if inputOK && (s.Input.Width() != AlignedSize || s.Input.Height() != AlignedSize) {
-			bad("input.shape", "an embedder takes the %dx%d ArcFace-aligned face, got %dx%d",
-				AlignedSize, AlignedSize, s.Input.Width(), s.Input.Height())
+		if inputOK {
+			if w, h := s.Input.Width(), s.Input.Height(); w != h || w < minEmbedSide || w > maxEmbedSide {
+				bad("input.shape", "an embedder takes a square aligned face (%d for the ArcFace crop), %d..%d pixels a side, got %dx%d",
+					AlignedSize, minEmbedSide, maxEmbedSide, w, h)
+			}
 		}
 		if s.Input.Color == "GRAY" {
 			bad("input.color", "an embedder takes a colour face (RGB or BGR)")

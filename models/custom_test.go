@@ -27,6 +27,13 @@ func TestValidateCustom(t *testing.T) {
 	if errs := ValidateCustom(det); len(errs) > 0 {
 		t.Fatalf("ultraface-rfb320 as a custom detector: %v", errs)
 	}
+	// Any square side works, framed as declared: the aligned crop is
+	// warped at the input's size.
+	framed := customEmbedder(t)
+	framed.Input.Shape, framed.AlignZoom, framed.AlignShiftY = []int64{1, 3, 150, 150}, 1.2, -20
+	if errs := ValidateCustom(framed); len(errs) > 0 {
+		t.Fatalf("a 150x150 embedder with align_zoom 1.2, align_shift_y -20: %v", errs)
+	}
 	for _, tc := range []struct {
 		what  string
 		base  Spec
@@ -48,7 +55,12 @@ func TestValidateCustom(t *testing.T) {
 		{"channels", customEmbedder(t), func(s *Spec) { s.Input.Shape = []int64{1, 4, 112, 112} }, "input.shape"},
 		{"zero scale", customEmbedder(t), func(s *Spec) { s.Input.Scale = 0 }, "input.scale"},
 		{"norm", customEmbedder(t), func(s *Spec) { s.Input.Norm = "zscore" }, "input.norm"},
-		{"embedder size", customEmbedder(t), func(s *Spec) { s.Input.Shape = []int64{1, 3, 160, 160} }, "input.shape"},
+		{"non-square embedder", customEmbedder(t), func(s *Spec) { s.Input.Shape = []int64{1, 3, 112, 96} }, "input.shape"},
+		{"tiny embedder", customEmbedder(t), func(s *Spec) { s.Input.Shape = []int64{1, 3, 16, 16} }, "input.shape"},
+		{"huge embedder", customEmbedder(t), func(s *Spec) { s.Input.Shape = []int64{1, 3, 1024, 1024} }, "input.shape"},
+		{"zoom too far", customEmbedder(t), func(s *Spec) { s.AlignZoom = 3 }, "align_zoom"},
+		{"shift too far", customEmbedder(t), func(s *Spec) { s.AlignShiftY = -41 }, "align_shift_y"},
+		{"detector zoom", det, func(s *Spec) { s.AlignZoom = 1.2 }, "align_zoom"},
 		{"gray embedder", customEmbedder(t), func(s *Spec) { s.Input.Color = "GRAY"; s.Input.Shape = []int64{1, 1, 112, 112} }, "input.color"},
 		{"no dim", customEmbedder(t), func(s *Spec) { s.Dim = 0 }, "dim"},
 		{"box crop", customEmbedder(t), func(s *Spec) { s.Crop = "box" }, "crop"},

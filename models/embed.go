@@ -7,9 +7,10 @@ import (
 	"github.com/facedhq/faced/accel"
 )
 
-// Embedder decodes a face embedding network: an aligned 112x112 face in, a
-// unit-length vector out. Vectors of different embedders live in different
-// spaces, so every vector carries its embedder's ID.
+// Embedder decodes a face embedding network: an aligned face (framed as
+// Spec.Geometry says) in, a unit-length vector out. Vectors of different
+// embedders live in different spaces, so every vector carries its
+// embedder's ID.
 type Embedder struct {
 	spec Spec
 }

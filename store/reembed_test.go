@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +63,9 @@ func TestReplaceEmbedding(t *testing.T) {
 		"no embedder":  {old.ID, "", newVec, ErrInvalid},
 		"empty vector": {old.ID, "x@1", nil, ErrInvalid},
 		"NaN":          {old.ID, "x@1", []float32{float32(math.NaN())}, ErrInvalid},
+		// Three fused embedders of the longest declarable names, with flip.
+		"longest fused id": {old.ID, strings.Repeat("a", 48) + "+" + strings.Repeat("b", 48) + "+" + strings.Repeat("c", 48) + "+flip@" + strings.Repeat("0", 18), newVec, nil},
+		"id too long":      {old.ID, strings.Repeat("a", 190) + "@12", newVec, ErrInvalid},
 	} {
 		if err := db.ReplaceEmbedding(ctx, tc.id, tc.embedder, tc.vec); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)

@@ -14,9 +14,13 @@ import (
 // strings that become index-key prefixes, guarantee the NUL separator in
 // indexKey is unambiguous.
 const (
-	maxIDLen        = 128
-	maxTextLen      = 512
-	maxEmbedderLen  = 64
+	maxIDLen   = 128
+	maxTextLen = 512
+	// maxEmbedderLen fits three fused embedders with 48-character names
+	// (the longest a declared model may have), "+flip" and the 18 hex
+	// digits of their digests: 170 bytes. dlib-resnet-128 fused with the
+	// default pair alone is 70.
+	maxEmbedderLen  = 192
 	maxEmbeddingDim = 4096
 	// MaxImageBytes bounds a stored face image or event snapshot. A JPEG
 	// of a face or a camera frame is far smaller; anything bigger is a

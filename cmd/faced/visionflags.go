@@ -68,7 +68,7 @@ func bindVisionFlags(fs *flag.FlagSet, cfg *daemon.VisionConfig) {
 	fs.StringVar(&cfg.Detector, "detector", cfg.Detector, "detection model")
 	fs.StringVar(&cfg.Landmarks, "landmarks", cfg.Landmarks, "landmark model (empty: align on detector keypoints)")
 	fs.StringVar(&cfg.Align, "align", cfg.Align, "align faces on: landmarks (68-point model) or keypoints (detector); empty: keypoints when the detector has them")
-	fs.StringVar(&cfg.Embedder, "embedder", cfg.Embedder, "embedding model, or two joined by '+' to fuse them (the cosine becomes the mean of both)")
+	fs.StringVar(&cfg.Embedder, "embedder", cfg.Embedder, "embedding model, or two or three joined by '+' to fuse them (the cosine becomes the mean of theirs)")
 	fs.StringVar(&cfg.Liveness, "liveness", cfg.Liveness, "liveness model (empty: off)")
 	fs.BoolVar(&cfg.Attributes, "attributes", cfg.Attributes, "load the attribute models (age, gender, emotion, pose, eyes)")
 	fs.BoolVar(&cfg.Flip, "flip", cfg.Flip, "embed each face and its mirror image (a second embedder run; embedder id gets +flip)")

@@ -96,3 +96,31 @@ func Model(t testing.TB, name string) (models.Spec, accel.Model) {
 	}
 	return spec, accel.Model{Name: spec.Name, Format: accel.Format(spec.Format), Data: data}
 }
+
+// ModelSpec is the catalogue's entry for a model, failing the test when it
+// has none.
+func ModelSpec(t testing.TB, name string) models.Spec {
+	t.Helper()
+	m, err := models.LoadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Model(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// FramedArcFace is arcface-r512's file declared as a custom embedder,
+// "arcface-framed", with dlib's ResNet framing (align_zoom 1.2,
+// align_shift_y -20) at its own 112 side: a second crop geometry without a
+// second model file.
+func FramedArcFace(t testing.TB) models.Spec {
+	t.Helper()
+	s := ModelSpec(t, "arcface-r512")
+	s.Name, s.Source, s.Family, s.Crop = "arcface-framed", "configuration", "", ""
+	s.File = filepath.Join(DepsDir(t), s.File)
+	s.AlignZoom, s.AlignShiftY = 1.2, -20
+	return s
+}

@@ -23,8 +23,8 @@ var vision *daemon.Vision
 
 func TestMain(m *testing.M) { apitest.Main(m, &vision) }
 
-// embedDim is the length of the default pipeline's embeddings (704 for the
-// fused default).
+// embedDim is the length of the default pipeline's embeddings (832 for the
+// three fused embedders).
 func embedDim() int { return vision.Pipeline.EmbedderDim() }
 
 // env is a real server on loopback over a fresh store, with one key per

@@ -99,11 +99,14 @@ type CustomInput struct {
 }
 
 // CustomCalibration is an embedder's cosine at false-accept rates 1e-3
-// (low), 1e-4 (medium) and 1e-5 (strict).
+// (low), 1e-4 (medium) and 1e-5 (strict), and optionally where its
+// strangers centre (zero; `faced eval verify` prints it as the impostor
+// mean), which reads confidence 0.05.
 type CustomCalibration struct {
 	Low    float32 `json:"low" yaml:"low"`
 	Medium float32 `json:"medium" yaml:"medium"`
 	Strict float32 `json:"strict" yaml:"strict"`
+	Zero   float32 `json:"zero" yaml:"zero"`
 }
 
 // spec is the declaration as the catalogue describes models. The file is
@@ -152,7 +155,7 @@ func (v VisionConfig) CustomCalibrations() map[string]service.Calibration {
 	out := map[string]service.Calibration{}
 	for _, c := range v.CustomModels {
 		if c.Task == string(models.TaskEmbed) && c.Calibration != nil {
-			out[c.Name] = service.Calibration{Low: c.Calibration.Low, Medium: c.Calibration.Medium, Strict: c.Calibration.Strict}
+			out[c.Name] = service.Calibration{Low: c.Calibration.Low, Medium: c.Calibration.Medium, Strict: c.Calibration.Strict, Zero: c.Calibration.Zero}
 		}
 	}
 	return out
@@ -192,6 +195,9 @@ func (v VisionConfig) validateCustom(m *models.Manifest, bad func(field, format 
 			}
 			if !ok || !(k.Low < k.Medium && k.Medium < k.Strict) {
 				bad(field("calibration"), "want cosines in (-1, 1) with low < medium < strict, got %v / %v / %v", k.Low, k.Medium, k.Strict)
+			}
+			if k.Zero != 0 && !(k.Zero > -1 && k.Zero < k.Low) { // also refuses NaN
+				bad(field("calibration.zero"), "want a cosine in (-1, low), where strangers centre (0 or absent: 0), got %v", k.Zero)
 			}
 		case c.Calibration != nil:
 			bad(field("calibration"), "only embedders have a calibration")

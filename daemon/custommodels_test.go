@@ -30,7 +30,7 @@ vision:
       license: MIT
       input: {shape: [1, 3, 112, 112], layout: NCHW, color: RGB, mean: 127, scale: 0.0078125}
       dim: 512
-      calibration: {low: 0.34, medium: 0.41, strict: 0.46}
+      calibration: {low: 0.34, medium: 0.41, strict: 0.46, zero: 0.1}
     - name: arcface-r512
       task: embed
       format: onnx
@@ -92,9 +92,16 @@ vision:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c := cfg.ServiceConfig().Calibrations["mine"]; c.Medium != 0.41 {
+	if c := cfg.ServiceConfig().Calibrations["mine"]; c.Medium != 0.41 || c.Zero != 0.1 {
 		t.Errorf("calibration %+v", c)
 	}
+	// Strangers cannot centre at or above the low preset.
+	cfg.Vision.CustomModels[0].Calibration.Zero = 0.34
+	var fe *FieldError
+	if err := cfg.Validate(); !errors.As(err, &fe) || fe.Field != "vision.custom_models[0].calibration.zero" {
+		t.Errorf("zero at low: %v", err)
+	}
+	cfg.Vision.CustomModels[0].Calibration.Zero = 0.1
 	if s := cfg.Vision.CustomModels[0].spec(); !filepath.IsAbs(s.File) || s.SHA256 != arcfaceSHA {
 		t.Errorf("spec file %q sha %q", s.File, s.SHA256)
 	}

@@ -37,11 +37,11 @@ type VisionConfig struct {
 	// empty: keypoints when the detector has them.
 	Align string `json:"align" yaml:"align"`
 	// Embedder names one embedder, or two or three joined by "+"
-	// ("arcface-r512+mobilefacenet-192-onnx"): the others are fused to the
-	// first (face.Config.FuseEmbedder), separating strangers better for an
-	// embedder run each. The embedder ID names them all, so changing any
-	// needs re-enrolment (GET /v1/reembed); each fused combination needs
-	// its own calibration.
+	// ("arcface-r512+mobilefacenet-192-onnx+dlib-resnet-128", the default):
+	// the others are fused to the first (face.Config.FuseEmbedder),
+	// separating strangers better for an embedder run each. The embedder
+	// ID names them all, so changing any needs re-enrolment (GET
+	// /v1/reembed); each fused combination needs its own calibration.
 	Embedder   string `json:"embedder" yaml:"embedder"`
 	Liveness   string `json:"liveness" yaml:"liveness"`
 	Attributes bool   `json:"attributes" yaml:"attributes"`
@@ -91,7 +91,7 @@ func DefaultVision() VisionConfig {
 		Sessions:   2,
 		Detector:   "ultraface-rfb320",
 		Landmarks:  "landmark68",
-		Embedder:   "arcface-r512+mobilefacenet-192-onnx",
+		Embedder:   "arcface-r512+mobilefacenet-192-onnx+dlib-resnet-128",
 		Liveness:   "minifasnet-3class",
 		Attributes: true,
 	}

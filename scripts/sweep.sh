@@ -23,7 +23,7 @@ detectors=(
   "blazeface-front-onnx landmark68" "blazeface-front-onnx -"
   "blazeface-back-onnx landmark68" "blazeface-back-onnx -"
 )
-embedders=(arcface-r512 mobilefacenet-192 mobilefacenet-192-onnx arcface-r512+mobilefacenet-192-onnx)
+embedders=(arcface-r512 mobilefacenet-192 mobilefacenet-192-onnx dlib-resnet-128 arcface-r512+mobilefacenet-192-onnx arcface-r512+mobilefacenet-192-onnx+dlib-resnet-128)
 backends=(onnxrt opencvdnn)
 
 # recall DETECTOR BACKEND CUT: wider recall at IoU 0.5 on faces >= CUT px.

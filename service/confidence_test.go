@@ -24,6 +24,38 @@ func TestConfidenceAnchorsAndMonotonic(t *testing.T) {
 	}
 }
 
+// TestZeroAnchorsStrangers: a calibration whose strangers centre above
+// cosine 0 (the fusion with dlib-resnet-128) reads confZero there, stays
+// strictly increasing, and falls back to the halfway knot when Zero is
+// not below Low.
+func TestZeroAnchorsStrangers(t *testing.T) {
+	c := Calibrations["arcface-r512+mobilefacenet-192-onnx+dlib-resnet-128"]
+	if c.Zero <= 0 {
+		t.Fatalf("the default's calibration has Zero %v, want its strangers' centre", c.Zero)
+	}
+	if got := c.Confidence(c.Zero); got < confZero-1e-6 || got > confZero+1e-6 {
+		t.Errorf("Confidence(Zero %v) = %v, want %v", c.Zero, got, confZero)
+	}
+	for _, bad := range []Calibration{
+		{Low: 0.3, Medium: 0.4, Strict: 0.5, Zero: 0.3},
+		{Low: 0.3, Medium: 0.4, Strict: 0.5, Zero: 0.9},
+		{Low: 0.3, Medium: 0.4, Strict: 0.5, Zero: -1},
+		c,
+	} {
+		prev := float32(-1)
+		for x := float32(-1); x <= 1; x += 0.001 {
+			got := bad.Confidence(x)
+			if got <= prev && x > -1 {
+				t.Fatalf("%+v: not strictly increasing at %v: %v <= %v", bad, x, got, prev)
+			}
+			prev = got
+		}
+		if got := bad.Confidence(bad.Low); got < confLow-1e-6 || got > confLow+1e-6 {
+			t.Errorf("%+v: Confidence(Low) = %v, want %v", bad, got, confLow)
+		}
+	}
+}
+
 // TestClearNonMatchesReadLow: the clear non-match (similarity
 // -0.16) read 0.44 on the old map; every cosine at or below 0 must now
 // read at most 0.05, and the stranger at 0.11 well below every preset.

@@ -812,7 +812,7 @@ func TestDevice(t *testing.T) {
 	if r.Faces == nil || *r.Faces != 1 {
 		t.Errorf("faces %v, want 1", r.Faces)
 	}
-	if r.Embedder != e.Svc.EmbedderID() || !regexp.MustCompile(`^[a-z0-9-]+(\+[a-z0-9-]+)?@[0-9a-f]{12}$`).MatchString(r.Embedder) {
+	if r.Embedder != e.Svc.EmbedderID() || !regexp.MustCompile(`^[a-z0-9-]+(\+[a-z0-9-]+){0,2}@([0-9a-f]{6}){2,3}$`).MatchString(r.Embedder) {
 		t.Errorf("embedder %q, want %s as name@<sha prefix>", r.Embedder, e.Svc.EmbedderID())
 	}
 	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -823,7 +823,7 @@ func TestDevice(t *testing.T) {
 			t.Errorf("model %+v: want a task and a 64-hex sha256", m)
 		}
 	}
-	// The embedder ID names the embedder (or the fused pair) and carries
+	// The embedder ID names the embedder (or the fused ones) and carries
 	// 6 hex digits of each file's sha256 (12 of a single one).
 	cfg := daemon.DefaultVision()
 	names := strings.Split(cfg.Embedder, "+")
@@ -841,7 +841,11 @@ func TestDevice(t *testing.T) {
 			t.Errorf("embedder %s is not listed as an embed model in %v", n, tasks)
 			continue
 		}
-		want += r.Models[i].SHA256[:12/len(names)]
+		digits := 6
+		if len(names) == 1 {
+			digits = 12
+		}
+		want += r.Models[i].SHA256[:digits]
 	}
 	if name != cfg.Embedder || sum != want {
 		t.Errorf("embedder %q, want %s@%s", r.Embedder, cfg.Embedder, want)

@@ -119,13 +119,9 @@ func TestManifestAlignFields(t *testing.T) {
 // dlib's face ResNet needs its own framing: on LFW it verifies 98.9 % of
 // the pairs with it and 87.4 % on the ArcFace framing resized to 150
 // (measured with faced eval verify, all 6000 pairs). Its catalogue entry
-// must carry align_zoom 1.2 and align_shift_y -20; the model comes from
-// another branch, so the test waits for it.
+// must carry align_zoom 1.2 and align_shift_y -20.
 func TestDlibResNetFraming(t *testing.T) {
 	s, err := mustManifest(t).Model("dlib-resnet-128")
-	if errors.Is(err, ErrUnknownModel) {
-		t.Skip("dlib-resnet-128 is not in this catalogue yet")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

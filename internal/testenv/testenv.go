@@ -82,14 +82,7 @@ func Specs(t testing.TB, format models.Format) []models.Spec {
 // Model reads a catalogue model, verified, ready for a backend.
 func Model(t testing.TB, name string) (models.Spec, accel.Model) {
 	t.Helper()
-	m, err := models.LoadManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := m.Model(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := ModelSpec(t, name)
 	data, err := spec.Load(DepsDir(t))
 	if err != nil {
 		t.Fatal(err)

@@ -209,7 +209,7 @@ func (p *Pipeline) alignFace(img gocv.Mat, five [5]Point, embed bool) (gocv.Mat,
 // others come from warp. The caller closes them with closeCrops.
 func (p *Pipeline) embedderCrops(arcface gocv.Mat, warp func(models.Geometry) (gocv.Mat, error)) (map[models.Geometry]gocv.Mat, error) {
 	crops := map[models.Geometry]gocv.Mat{}
-	for _, g := range p.geometries() {
+	for _, g := range p.geometries {
 		if g == models.ArcFaceGeometry {
 			crops[g] = arcface
 			continue

@@ -113,9 +113,9 @@ func (p *Pipeline) embed(ctx context.Context, crops map[models.Geometry]gocv.Mat
 	return out, nil
 }
 
-// geometries lists the distinct framings the embedders need: one warp
-// each per face.
-func (p *Pipeline) geometries() []models.Geometry {
+// distinctGeometries lists the distinct framings the embedders need: one
+// warp each per face.
+func (p *Pipeline) distinctGeometries() []models.Geometry {
 	var out []models.Geometry
 	for _, st := range p.embedders {
 		if !slices.Contains(out, st.geometry) {

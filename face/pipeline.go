@@ -219,8 +219,13 @@ type Pipeline struct {
 	// order; empty without an embedder. The first is also
 	// nets[TaskEmbed].
 	embedders []embedStage
-	nets      map[models.Task]*net
-	manifests []models.Spec
+	// embedderID and geometries are fixed once the embedders are loaded
+	// (New): EmbedderID's answer, and the distinct framings the embedders
+	// need, one warp each per face.
+	embedderID string
+	geometries []models.Geometry
+	nets       map[models.Task]*net
+	manifests  []models.Spec
 	// alignOnKeypoints aligns on the detector's keypoints; the landmark
 	// model then runs only when its output is asked for.
 	alignOnKeypoints bool
@@ -330,6 +335,7 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 		}
 		slices.SortFunc(p.manifests, func(a, b models.Spec) int { return cmp.Compare(a.Name, b.Name) })
 	}
+	p.embedderID, p.geometries = p.makeEmbedderID(), p.distinctGeometries()
 	return p, nil
 }
 
@@ -395,7 +401,10 @@ func (p *Pipeline) Models() []models.Spec { return p.manifests }
 
 // EmbedderID names the embedding space of this pipeline's embeddings, or ""
 // when no embedder is loaded.
-func (p *Pipeline) EmbedderID() string {
+func (p *Pipeline) EmbedderID() string { return p.embedderID }
+
+// makeEmbedderID builds EmbedderID from the loaded embedders and Flip.
+func (p *Pipeline) makeEmbedderID() string {
 	if len(p.embedders) == 0 {
 		return ""
 	}

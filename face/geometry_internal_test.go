@@ -180,12 +180,13 @@ func TestArcFaceCropUnchanged(t *testing.T) {
 	}
 
 	p.embedders = []embedStage{{geometry: models.ArcFaceGeometry}, {geometry: dlibGeometry}, {geometry: models.ArcFaceGeometry}, {geometry: dlibGeometry}}
+	p.geometries = p.distinctGeometries()
 	warps := 0
 	crops, err := p.embedderCrops(img.Mat, func(g models.Geometry) (gocv.Mat, error) {
 		warps++
 		return gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), g.Side, g.Side, gocv.MatTypeCV8UC3), nil
 	})
-	p.embedders = nil
+	p.embedders, p.geometries = nil, nil
 	if err != nil {
 		t.Fatal(err)
 	}
